@@ -1,0 +1,111 @@
+"""Typed settings, read once from the environment (and an optional `.env`).
+
+Every setting is documented in the README's configuration table; `tests/test_settings.py`
+checks that the table and this class name the same variables. Secrets are `SecretStr` so
+they never show up in a log line or a traceback.
+"""
+
+from __future__ import annotations
+
+from datetime import time
+from functools import cached_property
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from typing_extensions import Annotated
+
+CommaList = Annotated[list[str], NoDecode]
+
+
+def _split_commas(value: object) -> object:
+    if isinstance(value, str):
+        return [part.strip() for part in value.split(",") if part.strip()]
+    return value
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", frozen=True)
+
+    # Storage and web server
+    database_url: str = "sqlite:///./billbot.db"
+    host: str = "127.0.0.1"
+    port: int = Field(default=3000, ge=1, le=65535)
+    log_level: str = "INFO"
+
+    # Stripe
+    stripe_webhook_secret: CommaList = Field(default_factory=list)
+    stripe_api_key: SecretStr | None = None
+    stripe_api_base: str = "https://api.stripe.com"
+    stripe_accept_test_events: bool = True
+    stripe_accept_live_events: bool = True
+    webhook_max_body_bytes: int = 1024 * 1024
+
+    # Worker
+    worker_embedded: bool = True
+    worker_batch_size: int = Field(default=200, ge=1, le=5000)
+    worker_poll_seconds: float = Field(default=0.5, gt=0)
+    worker_max_attempts: int = Field(default=8, ge=1)
+
+    # Slack
+    slack_bot_token: SecretStr | None = None
+    slack_signing_secret: SecretStr | None = None
+    slack_app_token: SecretStr | None = None
+    slack_api_url: str = "https://slack.com/api/"
+    slack_alert_channel: str | None = None
+    slack_channel_payment_failed: str | None = None
+    slack_channel_cancellation: str | None = None
+    slack_channel_upgrade: str | None = None
+    slack_channel_trial: str | None = None
+    slack_channel_refund: str | None = None
+    slack_channel_digest: str | None = None
+    slack_allowed_users: CommaList = Field(default_factory=list)
+    slack_allowed_channels: CommaList = Field(default_factory=list)
+
+    # Scheduling and presentation
+    billbot_timezone: str = "UTC"
+    billbot_reminder_time: time = time(9, 0)
+    billbot_trial_window_days: int = Field(default=3, ge=1, le=60)
+
+    # Revenue
+    reporting_currency: str = "usd"
+
+    @field_validator("stripe_webhook_secret", "slack_allowed_users", "slack_allowed_channels", mode="before")
+    @classmethod
+    def _comma_list(cls, value: object) -> object:
+        return _split_commas(value)
+
+    @field_validator("stripe_webhook_secret")
+    @classmethod
+    def _whsec(cls, secrets: list[str]) -> list[str]:
+        for secret in secrets:
+            if not secret.startswith("whsec_"):
+                raise ValueError("each STRIPE_WEBHOOK_SECRET entry must start with 'whsec_'")
+        return secrets
+
+    @field_validator("billbot_timezone")
+    @classmethod
+    def _known_zone(cls, name: str) -> str:
+        try:
+            ZoneInfo(name)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown time zone {name!r} (use an IANA name such as Europe/Berlin)") from exc
+        return name
+
+    @field_validator("reporting_currency")
+    @classmethod
+    def _lower_currency(cls, code: str) -> str:
+        return code.strip().lower()
+
+    @cached_property
+    def timezone(self) -> ZoneInfo:
+        return ZoneInfo(self.billbot_timezone)
+
+    @property
+    def slack_enabled(self) -> bool:
+        """Console mode when false: what would be posted is logged instead."""
+        return self.slack_bot_token is not None and bool(self.slack_bot_token.get_secret_value())
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")

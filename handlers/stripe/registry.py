@@ -1,0 +1,61 @@
+"""The explicit event registry: `HANDLERS[event_type] = fn`.
+
+A handler applies one event to the store inside the caller's transaction and returns the
+changes it made. Types without a handler are recorded in the inbox as `ignored`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from sqlmodel import Session
+
+from handlers.stripe.events import StripeEvent
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    """One stored object an event touched.
+
+    `applied` is False when the event was older than what the store holds (its data was
+    not written); reactions such as alerts and the MRR ledger look at the store, not at
+    the event, to decide what the change means.
+    """
+
+    object_type: str  # "customer", "subscription", "invoice", "charge", "refund", "invoice_payment"
+    object_id: str
+    customer_id: str | None
+    applied: bool
+    details: dict[str, object] = field(default_factory=dict)
+
+
+Handler = Callable[[Session, StripeEvent], list[Change]]
+
+HANDLERS: dict[str, Handler] = {}
+
+
+def handles(*event_types: str) -> Callable[[Handler], Handler]:
+    def register(fn: Handler) -> Handler:
+        for event_type in event_types:
+            if event_type in HANDLERS:
+                raise RuntimeError(f"two handlers for {event_type}: {HANDLERS[event_type].__name__} and {fn.__name__}")
+            HANDLERS[event_type] = fn
+        return fn
+
+    return register
+
+
+def handler_for(event_type: str) -> Handler | None:
+    _load_handlers()
+    return HANDLERS.get(event_type)
+
+
+def handled_types() -> frozenset[str]:
+    _load_handlers()
+    return frozenset(HANDLERS)
+
+
+def _load_handlers() -> None:
+    # Importing the modules runs their @handles decorators. Done lazily, once.
+    import handlers.stripe.objects  # noqa: F401
