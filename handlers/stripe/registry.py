@@ -59,3 +59,24 @@ def handled_types() -> frozenset[str]:
 def _load_handlers() -> None:
     # Importing the modules runs their @handles decorators. Done lazily, once.
     import handlers.stripe.objects  # noqa: F401
+
+
+@dataclass(frozen=True, slots=True)
+class AppliedEvent:
+    """What reactions (alerts, the MRR ledger) receive after an event was applied.
+
+    `source` says where the event came from: "webhook" (live), "replay" (billbot replay),
+    "backfill" or "reconcile". History ("replay", "backfill") never posts to Slack.
+    """
+
+    event: StripeEvent
+    changes: list[Change]
+    source: str
+
+    @property
+    def is_live(self) -> bool:
+        return self.source in ("webhook", "reconcile")
+
+
+# A reaction runs in the same transaction as the event it reacts to.
+Reaction = Callable[[Session, AppliedEvent], None]

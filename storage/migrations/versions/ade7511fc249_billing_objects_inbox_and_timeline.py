@@ -8,12 +8,12 @@ Create Date: 2026-11-28 05:52:53.824189
 from collections.abc import Sequence
 
 import sqlalchemy as sa
-from sqlalchemy import Text  # noqa: F401  (used by rendered JSONB columns)
 import sqlmodel
 from alembic import op
+from sqlalchemy import Text  # noqa: F401  (used by rendered JSONB columns)
+from sqlalchemy.dialects import postgresql
 
 import storage.types
-from sqlalchemy.dialects import postgresql
 
 revision: str = 'ade7511fc249'
 down_revision: str | None = None
