@@ -1,12 +1,14 @@
 """Webhook acceptance, side by side: signed Stripe events accepted per second over HTTP by
 billbot's POST /stripe/webhook, and by a bare Starlette POST endpoint on the same machine.
 
-    .venv/bin/python bench/ingest.py [--requests 20000] [--connections 16] [--database-url URL]
+    .venv/bin/python bench/ingest.py [--requests 20000] [--rounds 3] [--database-url URL]
 
 Each server runs in its own process under uvicorn (same options for both); the client is a
 minimal keep-alive HTTP/1.1 client on 16 connections sending pre-signed events with unique
 ids. billbot answers 200 only after each event's row is committed. By default billbot runs
-with its embedded worker (the `make run` set-up); `--no-worker` measures acceptance alone.
+with WORKER_EMBEDDED=false (acceptance alone); `--embedded-worker` measures the `make run`
+set-up, where the same process also applies what it accepts. Afterwards the accepted events
+are applied with `Worker.drain()` in this process, for the worker's rate.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import hmac
 import json
 import os
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -175,7 +178,7 @@ def run_server(kind: str, port: int, database_url: str, worker: bool) -> None:
     uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
 
 
-def measure(kind: str, args: argparse.Namespace, database_url: str) -> float:
+def measure(kind: str, args: argparse.Namespace, database_url: str, offset: int) -> float:
     port = free_port()
     command = [
         sys.executable,
@@ -187,47 +190,81 @@ def measure(kind: str, args: argparse.Namespace, database_url: str) -> float:
         "--database-url",
         database_url,
     ]
-    if args.no_worker:
-        command.append("--no-worker")
+    if args.embedded_worker:
+        command.append("--embedded-worker")
     process = subprocess.Popen(command, cwd=ROOT)
     try:
         wait_ready(port, process)
         now = int(time.time())
-        offset = 0 if kind == "bare" else 10_000_000
-        bodies = [event_body(offset + i, now) for i in range(args.requests + args.warmup)]
-        requests = [signed_request("/stripe/webhook", port, body, now) for body in bodies]
+        count = args.requests + args.warmup
+        requests = [
+            signed_request("/stripe/webhook", port, event_body(offset + i, now), now)
+            for i in range(count)
+        ]
         asyncio.run(load(port, requests[: args.warmup], args.connections))
         seconds, statuses = asyncio.run(load(port, requests[args.warmup :], args.connections))
     finally:
         process.terminate()
         process.wait(30)
     rate = args.requests / seconds
-    print(f"{kind:8} {rate:8,.0f} req/s  statuses={statuses}", flush=True)
+    print(f"  {kind:8} {rate:8,.0f} req/s  statuses={statuses}", flush=True)
     return rate
+
+
+def apply_rate(database_url: str) -> tuple[int, float]:
+    """Drain what billbot accepted, in this process, with whatever handlers are registered."""
+    os.environ.setdefault("LOG_LEVEL", "WARNING")
+    from bot.worker import Worker
+    from storage.db import make_engine
+
+    engine = make_engine(database_url)
+    started = time.perf_counter()
+    result = Worker(engine=engine).drain()
+    seconds = time.perf_counter() - started
+    engine.dispose()
+    done = result.applied + result.ignored
+    print(
+        f"  worker   {done / seconds:8,.0f} events/s  (applied {result.applied}, ignored {result.ignored})"
+    )
+    return done, done / seconds
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=20_000)
     parser.add_argument("--warmup", type=int, default=1_000)
+    parser.add_argument(
+        "--rounds", type=int, default=3, help="alternate bare/billbot; medians are reported"
+    )
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--database-url", help="default: a fresh SQLite file")
     parser.add_argument(
-        "--no-worker", action="store_true", help="billbot without its embedded worker"
+        "--embedded-worker",
+        action="store_true",
+        help="billbot applies events while it accepts them",
     )
     parser.add_argument("--serve", choices=["bare", "billbot"], help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve:
-        run_server(args.serve, args.port, args.database_url, worker=not args.no_worker)
+        run_server(args.serve, args.port, args.database_url, worker=args.embedded_worker)
         return
     with tempfile.TemporaryDirectory() as tmp:
         database_url = args.database_url or f"sqlite:///{tmp}/bench.db"
-        bare = measure("bare", args, database_url)
-        billbot = measure("billbot", args, database_url)
+        bare, billbot = [], []
+        base = int(time.time()) * 1000  # unique ids across runs on a kept database
+        for round_number in range(args.rounds):
+            print(f"round {round_number + 1}", flush=True)
+            bare.append(measure("bare", args, database_url, 0))
+            offset = base + round_number * (args.requests + args.warmup)
+            billbot.append(measure("billbot", args, database_url, offset))
+        _, worker = apply_rate(database_url)
+    bare_rate, billbot_rate = statistics.median(bare), statistics.median(billbot)
     print(
-        f"ratio    {billbot / bare:8.2f}  (billbot / bare Starlette, {args.connections} connections)"
+        f"acceptance: billbot {billbot_rate:,.0f} req/s, bare Starlette {bare_rate:,.0f} req/s, "
+        f"ratio {billbot_rate / bare_rate:.2f} ({args.connections} connections, medians of {args.rounds})"
     )
+    print(f"applying:   {worker:,.0f} events/s, ratio to bare {worker / bare_rate:.2f}")
 
 
 if __name__ == "__main__":

@@ -101,7 +101,12 @@ class InboxWriter:
                 except queue.Empty:
                     break
             if batch:
-                self._resolve(batch, self._write(batch))
+                try:
+                    outcomes = self._write(batch)
+                except BaseException as exc:  # never leave a request waiting forever
+                    logger.exception("stripe.inbox.writer_failed")
+                    outcomes = [DatabaseUnavailable(type(exc).__name__)] * len(batch)
+                self._resolve(batch, outcomes)
         self._disconnect()
 
     def _write(self, batch: list[_Item]) -> list[Outcome]:

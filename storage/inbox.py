@@ -247,14 +247,3 @@ def requeue(*, session: Session, event_id: str) -> str | None:
 def count_by_status(*, session: Session) -> dict[str, int]:
     rows = session.execute(select(TABLE.c.status, func.count()).group_by(TABLE.c.status))
     return {status: count for status, count in rows}
-
-
-def count_due(*, session: Session, now: datetime) -> int:
-    return session.execute(
-        select(func.count())
-        .select_from(TABLE)
-        .where(
-            TABLE.c.status == EventStatus.PENDING,
-            or_(TABLE.c.next_attempt_at.is_(None), TABLE.c.next_attempt_at <= now),
-        )
-    ).scalar_one()

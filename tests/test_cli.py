@@ -76,6 +76,7 @@ def test_events_lists_failed_ones_and_retry_requeues(cli, engine, capsys):
     assert cli(url_of(engine), "events", "--limit", "5") == 0
     everything = capsys.readouterr().out
     assert good["id"] in everything and bad["id"] in everything
+    assert "inbox: applied 1, pending 1" in everything
 
     assert cli(url_of(engine), "events", "retry", bad["id"]) == 0
     row = inbox_row(engine, bad["id"])

@@ -38,6 +38,9 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
             return _retry(engine, args.event_id)
         with read_scope(engine) as session:
             entries = inbox.list_events(session=session, failed_only=args.failed, limit=args.limit)
+            counts = inbox.count_by_status(session=session)
+        summary = ", ".join(f"{status} {count}" for status, count in sorted(counts.items()))
+        print(f"inbox: {summary or 'empty'}")
         _print_entries(entries, failed=args.failed)
         return 0
     finally:
