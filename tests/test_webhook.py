@@ -3,15 +3,22 @@ PostgreSQL: signed exactly as Stripe signs, rows read back from the real databas
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
+import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 
+import httpx
 import pytest
 import time_machine
+import uvicorn
 from stripe import SignatureVerificationError
 
+from bot.app import create_app
 from bot.webhook import verify_signature
 from bot.worker import Worker
 from storage.db import make_engine
@@ -24,6 +31,7 @@ from tests.ingest_support import (
     applications,
     inbox_row,
     inbox_rows,
+    make_settings,
     recording_handler,
     registered,
 )
@@ -262,3 +270,47 @@ def test_verifier_agrees_with_stripes_signature_vectors(reference_dir):
             else:
                 with pytest.raises(SignatureVerificationError):
                     verify_signature(payload, case["header"], [secret], tolerance=tolerance)
+
+
+def test_concurrent_deliveries_over_real_http_are_group_committed_once_each(engine):
+    """A real uvicorn server and 48 concurrent requests: batches form, duplicates inside a
+    batch are still stored once, and every 200 means the row is there."""
+    values = [factory.event(factory.TEST_TYPE) for _ in range(32)]
+    deliveries = values + values[:16]  # sixteen second deliveries, racing the first ones
+    settings = make_settings(engine.url.render_as_string(hide_password=False))
+    with running_server(create_app(settings, engine=engine)) as base_url:
+        statuses = asyncio.run(_post_all(base_url, deliveries))
+    assert statuses == [200] * len(deliveries)
+    assert sorted(row.id for row in inbox_rows(engine)) == sorted(v["id"] for v in values)
+    with registered(factory.TEST_TYPE, recording_handler):
+        Worker(engine=engine).drain()
+    assert applications(engine) == {v["id"]: 1 for v in values}
+
+
+async def _post_all(base_url: str, values: list[dict]) -> list[int]:
+    async with httpx.AsyncClient(base_url=base_url, timeout=30) as client:
+
+        async def deliver(value: dict) -> int:
+            body = factory.body(value)
+            headers = {"Stripe-Signature": stripe_signature(body, SECRET)}
+            response = await client.post("/stripe/webhook", content=body, headers=headers)
+            return response.status_code
+
+        return list(await asyncio.gather(*(deliver(v) for v in values)))
+
+
+@contextmanager
+def running_server(app) -> Iterator[str]:
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started and thread.is_alive() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert server.started, "uvicorn did not start"
+    port = server.servers[0].sockets[0].getsockname()[1]
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(30)
