@@ -17,6 +17,11 @@ from bot.settings import Settings
 
 COMMAND_MODULES = (
     # Each module registers one or more subcommands; keep the list sorted.
+    "bot.commands.events",
+    "bot.commands.migrate",
+    "bot.commands.replay",
+    "bot.commands.serve",
+    "bot.commands.worker",
 )
 
 

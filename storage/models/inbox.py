@@ -24,7 +24,12 @@ class EventStatus(StrEnum):
 
 class StripeEvent(SQLModel, table=True):
     __tablename__ = "stripe_event"
-    __table_args__ = (Index("ix_stripe_event_queue", "status", "next_attempt_at"),)
+    __table_args__ = (
+        Index("ix_stripe_event_queue", "status", "next_attempt_at"),
+        # The worker claims pending events oldest `created` first; without this, every claim
+        # sorts the whole backlog (a 100k-event replay ran at a third of the speed).
+        Index("ix_stripe_event_due", "status", "created"),
+    )
 
     id: str = Field(primary_key=True, max_length=255)
     type: str = Field(max_length=255, index=True)

@@ -1,0 +1,139 @@
+"""The app factory: one Starlette app, an explicit route list, and the background services
+that live as long as the web server does.
+
+Nothing is created at import time. `create_app(settings)` builds every part from the
+settings it is given (tests pass their own engine), binds dependencies to the endpoints
+when it registers them, and returns the app; uvicorn (or a test client) runs its lifespan,
+which starts the services in order and stops them in reverse.
+
+Where later parts join (keep this the one place that wires them):
+- routes: Slack's `POST /slack/events` (the Bolt request handler) goes into `_routes`;
+- services: the Slack sender and the APScheduler go into `_services`, after the worker;
+- reactions: alerts and the MRR ledger are passed to the worker as `reactions`.
+`extra_routes` / `extra_services` let a caller (a test, a deployment) add its own.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from sqlalchemy import Engine
+from starlette.applications import Starlette
+from starlette.routing import BaseRoute, Route
+
+from bot.health import Health
+from bot.inbox_writer import InboxWriter
+from bot.settings import Settings
+from bot.webhook import StripeWebhook
+from bot.worker import Worker
+from handlers.stripe.registry import Reaction
+from storage.db import make_engine
+
+logger = logging.getLogger(__name__)
+
+
+class Service(Protocol):
+    """Something that runs beside the web server: started at start-up, stopped at shutdown."""
+
+    name: str
+
+    def start(self) -> None: ...
+
+    def stop(self) -> None: ...
+
+
+@dataclass
+class AppParts:
+    """What `create_app` built, kept on `app.state.parts` for tests and later wiring."""
+
+    settings: Settings
+    engine: Engine
+    writer: InboxWriter
+    worker: Worker | None
+    services: list[Service] = field(default_factory=list)
+
+
+def create_app(
+    settings: Settings,
+    *,
+    engine: Engine | None = None,
+    reactions: Sequence[Reaction] = (),
+    extra_routes: Sequence[BaseRoute] = (),
+    extra_services: Sequence[Service] = (),
+) -> Starlette:
+    owns_engine = engine is None
+    engine = engine if engine is not None else make_engine(settings.database_url)
+    worker = (
+        Worker.from_settings(settings, engine=engine, reactions=reactions)
+        if settings.worker_embedded
+        else None
+    )
+    writer = InboxWriter(engine, on_commit=worker.wake if worker else None)
+    parts = AppParts(settings=settings, engine=engine, writer=writer, worker=worker)
+    parts.services = [*_services(parts), *extra_services]
+    app = Starlette(
+        routes=[*_routes(parts), *extra_routes],
+        lifespan=_lifespan(parts, dispose_engine=owns_engine),
+    )
+    app.state.parts = parts
+    return app
+
+
+def _routes(parts: AppParts) -> list[BaseRoute]:
+    webhook = StripeWebhook(settings=parts.settings, writer=parts.writer)
+    health = Health(engine=parts.engine)
+    return [
+        Route("/healthz", health.handle, methods=["GET"]),
+        Route("/stripe/webhook", webhook, methods=["POST"]),
+        # Slack (issue 3): Route("/slack/events", <Bolt handler>.handle, methods=["POST"]),
+    ]
+
+
+def _services(parts: AppParts) -> list[Service]:
+    services: list[Service] = [parts.writer]
+    if parts.worker is not None:
+        services.append(parts.worker)
+    # The Slack sender (issue 3) and the scheduler (issue 6) join here.
+    return services
+
+
+def _announce(settings: Settings) -> None:
+    """The few start-up lines an operator needs; never a secret."""
+    if not settings.stripe_webhook_secret:
+        logger.warning(
+            "stripe.webhooks_disabled: STRIPE_WEBHOOK_SECRET is not set; POST /stripe/webhook "
+            "answers 503 until it is"
+        )
+    if not settings.slack_enabled:
+        logger.info(
+            "slack.console_mode: Slack is not configured (SLACK_BOT_TOKEN is not set); "
+            "messages will be printed to this log instead of posted"
+        )
+    if not settings.worker_embedded:
+        logger.info("worker.external: WORKER_EMBEDDED=false; run `billbot worker` to apply events")
+
+
+def _lifespan(parts: AppParts, *, dispose_engine: bool):
+    @asynccontextmanager
+    async def lifespan(_app: Starlette) -> AsyncIterator[None]:
+        _announce(parts.settings)
+        started: list[Service] = []
+        try:
+            for service in parts.services:
+                service.start()
+                started.append(service)
+            yield
+        finally:
+            for service in reversed(started):
+                try:
+                    service.stop()
+                except Exception:
+                    logger.exception("app.service_stop_failed service=%s", service.name)
+            if dispose_engine:
+                parts.engine.dispose()
+
+    return lifespan

@@ -1,0 +1,175 @@
+"""Group commit for the webhook: many requests' events, one INSERT and one COMMIT.
+
+A webhook request may only be answered 200 once its event is durable, and a commit is the
+expensive part of that (one write lock on SQLite, one round trip and WAL flush on
+PostgreSQL). So requests do not commit on their own: each hands its event to one writer
+thread and awaits a future. The thread takes everything queued (up to `max_batch`), inserts
+it with one `INSERT ... ON CONFLICT DO NOTHING`, commits, and only then resolves the futures,
+with one hop back to the event loop per batch. Under load, batches grow by themselves; when
+idle, a lone event is committed at once.
+
+If a batch fails, its events are retried one by one, so a single unstorable event fails
+alone; an event that still cannot be stored fails its request with `DatabaseUnavailable`
+(the webhook answers 503 and Stripe retries it later).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import queue
+import threading
+from collections.abc import Callable
+
+from sqlalchemy import Connection, Engine
+
+from storage import inbox
+from storage.db import DatabaseUnavailable
+
+logger = logging.getLogger(__name__)
+
+_STOP = object()
+# True: stored now; False: a duplicate of a stored event; None: stored, or stored before
+# (a batch with duplicates does not say which); an exception: could not be stored.
+Outcome = bool | None | BaseException
+_Item = tuple[inbox.NewInboxEvent, asyncio.Future, asyncio.AbstractEventLoop]
+
+
+def describe_error(exc: BaseException) -> str:
+    """The driver's own first line (SQLAlchemy's text would include the SQL parameters,
+    that is, payloads, which must not reach a log)."""
+    original = getattr(exc, "orig", None) or exc
+    text = str(original).strip().splitlines()
+    return f"{type(original).__name__}: {text[0] if text else ''}".strip()
+
+
+class InboxWriter:
+    name = "inbox-writer"
+
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        max_batch: int = 512,
+        on_commit: Callable[[], None] | None = None,
+    ) -> None:
+        self.engine = engine
+        self.max_batch = max_batch
+        self.on_commit = on_commit
+        self._queue: queue.SimpleQueue = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+        self._connection: Connection | None = None  # the thread's own, kept between batches
+
+    async def store(self, event: inbox.NewInboxEvent) -> bool | None:
+        """Wait until `event` is committed. True if it was new, False for a duplicate id,
+        None when it is stored but was in a batch with duplicates (which ones is not known).
+        Raises `DatabaseUnavailable` when it cannot be stored."""
+        if self._thread is None:
+            raise DatabaseUnavailable("the inbox writer is not running")
+        loop = asyncio.get_running_loop()
+        future = loop.create_future()
+        self._queue.put((event, future, loop))
+        return await future
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="billbot-inbox-writer", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """Commit what is queued, then end the thread."""
+        if self._thread is None:
+            return
+        self._queue.put(_STOP)
+        self._thread.join(timeout)
+        self._thread = None
+
+    def _run(self) -> None:
+        stopping = False
+        while not stopping:
+            batch: list[_Item] = []
+            item = self._queue.get()
+            while True:
+                if item is _STOP:
+                    stopping = True
+                    break
+                batch.append(item)
+                if len(batch) >= self.max_batch:
+                    break
+                try:
+                    item = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+            if batch:
+                try:
+                    outcomes = self._write(batch)
+                except BaseException as exc:  # never leave a request waiting forever
+                    logger.exception("stripe.inbox.writer_failed")
+                    outcomes = [DatabaseUnavailable(type(exc).__name__)] * len(batch)
+                self._resolve(batch, outcomes)
+        self._disconnect()
+
+    def _write(self, batch: list[_Item]) -> list[Outcome]:
+        events = [event for event, _, _ in batch]
+        try:
+            new = self._insert(events)
+        except Exception as exc:
+            if len(events) == 1:
+                return [self._failure(exc)]
+            return [self._write_alone(event) for event in events]
+        if new == len(events):
+            return [True] * len(events)
+        if len(events) == 1:
+            return [False]
+        logger.info("stripe.webhook.duplicates count=%d", len(events) - new)
+        return [None] * len(events)
+
+    def _write_alone(self, event: inbox.NewInboxEvent) -> Outcome:
+        try:
+            return self._insert([event]) == 1
+        except Exception as exc:
+            return self._failure(exc)
+
+    def _insert(self, events: list[inbox.NewInboxEvent]) -> int:
+        if self._connection is None:
+            self._connection = self.engine.connect()
+        try:
+            with self._connection.begin():
+                new = inbox.append_events(connection=self._connection, events=events)
+        except Exception:
+            self._disconnect()  # the next batch starts on a fresh connection
+            raise
+        if new and self.on_commit is not None:
+            self.on_commit()
+        return new
+
+    def _disconnect(self) -> None:
+        if self._connection is not None:
+            with contextlib.suppress(Exception):
+                self._connection.close()
+            self._connection = None
+
+    @staticmethod
+    def _failure(exc: Exception) -> DatabaseUnavailable:
+        reason = describe_error(exc)
+        logger.error("stripe.inbox.write_failed error=%s", reason)
+        return DatabaseUnavailable(reason)
+
+    @staticmethod
+    def _resolve(batch: list[_Item], outcomes: list[Outcome]) -> None:
+        by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future, Outcome]]] = {}
+        for (_, future, loop), outcome in zip(batch, outcomes, strict=True):
+            by_loop.setdefault(loop, []).append((future, outcome))
+        for loop, results in by_loop.items():
+            with contextlib.suppress(RuntimeError):  # a closed loop: nobody is waiting any more
+                loop.call_soon_threadsafe(_set_results, results)
+
+
+def _set_results(results: list[tuple[asyncio.Future, Outcome]]) -> None:
+    for future, outcome in results:
+        if future.cancelled():
+            continue
+        if isinstance(outcome, BaseException):
+            future.set_exception(outcome)
+        else:
+            future.set_result(outcome)

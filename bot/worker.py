@@ -1,0 +1,130 @@
+"""The worker: applies inbox events to the store until told to stop.
+
+It runs as a thread inside `billbot serve` (WORKER_EMBEDDED=true, the default) or in the
+foreground as `billbot worker`; any number may run against PostgreSQL at once (see
+handlers/stripe/apply.py for why none applies an event twice).
+
+The webhook wakes it after each commit (`wake()`), so events are applied within
+milliseconds; without wake-ups it polls every WORKER_POLL_SECONDS. A database outage does
+not kill it: it logs once, backs off, and logs again when the database is back.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Sequence
+
+from sqlalchemy import Engine
+
+from bot.settings import Settings
+from handlers.stripe.apply import ApplyOptions, BatchResult, Clock, apply_due_events
+from handlers.stripe.registry import Reaction
+from storage.types import utcnow
+
+logger = logging.getLogger(__name__)
+
+MAX_BACKOFF_SECONDS = 30.0
+
+
+class Worker:
+    name = "worker"
+
+    def __init__(
+        self,
+        *,
+        engine: Engine,
+        batch_size: int = 200,
+        max_attempts: int = 8,
+        poll_seconds: float = 0.5,
+        reactions: Sequence[Reaction] = (),
+        clock: Clock = utcnow,
+    ) -> None:
+        self.engine = engine
+        self.options = ApplyOptions(
+            batch_size=batch_size,
+            max_attempts=max_attempts,
+            reactions=tuple(reactions),
+            clock=clock,
+        )
+        self.poll_seconds = poll_seconds
+        self._wake = threading.Event()
+        self._stopping = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.totals = BatchResult()
+
+    @classmethod
+    def from_settings(
+        cls, settings: Settings, *, engine: Engine, reactions: Sequence[Reaction] = ()
+    ) -> Worker:
+        return cls(
+            engine=engine,
+            batch_size=settings.worker_batch_size,
+            max_attempts=settings.worker_max_attempts,
+            poll_seconds=settings.worker_poll_seconds,
+            reactions=reactions,
+        )
+
+    def wake(self) -> None:
+        """New events were committed: look now instead of at the next poll."""
+        self._wake.set()
+
+    def run_batch(self) -> BatchResult:
+        result = apply_due_events(engine=self.engine, options=self.options)
+        self.totals.add(result)
+        return result
+
+    def drain(self) -> BatchResult:
+        """Apply batches until nothing is due (events waiting for a retry time are left)."""
+        total = BatchResult()
+        while not self._stopping.is_set():
+            result = self.run_batch()
+            total.add(result)
+            if result.claimed == 0:
+                break
+        return total
+
+    def run(self) -> None:
+        """Loop until `stop()`; returns after the batch in hand is committed."""
+        failures = 0
+        while not self._stopping.is_set():
+            try:
+                result = self.run_batch()
+            except Exception as exc:
+                failures += 1
+                if failures == 1:
+                    logger.error("worker.database_error error=%s", type(exc).__name__)
+                    logger.debug("worker.database_error", exc_info=True)
+                self._sleep(min(self.poll_seconds * 2**failures, MAX_BACKOFF_SECONDS))
+                continue
+            if failures:
+                logger.info("worker.database_recovered after_failures=%d", failures)
+                failures = 0
+            if result.claimed == 0:
+                self._sleep(self.poll_seconds)
+
+    def _sleep(self, seconds: float) -> None:
+        self._wake.wait(seconds)
+        self._wake.clear()
+
+    # The app's service interface: start() with the web server, stop() when it shuts down.
+    def start(self) -> None:
+        self._stopping.clear()
+        self._thread = threading.Thread(target=self.run, name="billbot-worker", daemon=True)
+        self._thread.start()
+        logger.info("worker.started batch_size=%d", self.options.batch_size)
+
+    def stop(self, timeout: float = 30.0) -> None:
+        self._stopping.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+            if self._thread.is_alive():
+                logger.error("worker.stop_timeout seconds=%s", timeout)
+            self._thread = None
+        logger.info("worker.stopped applied=%d", self.totals.applied)
+
+    def request_stop(self) -> None:
+        """From a signal handler: finish the batch in hand, then return from `run()`."""
+        self._stopping.set()
+        self._wake.set()

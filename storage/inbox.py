@@ -1,0 +1,249 @@
+"""Queries on the webhook inbox (`stripe_event`).
+
+Everything here is SQLAlchemy Core on purpose: the webhook writes thousands of rows a second
+and the worker claims and marks them in batches, so no ORM objects are built on these paths.
+
+Who guarantees what:
+- `insert_events` is `INSERT ... ON CONFLICT (id) DO NOTHING RETURNING id`: a second delivery
+  of an event is a no-op, and the caller learns which ids were new.
+- `claim_due` runs inside the worker's applying transaction. On PostgreSQL it locks the rows
+  with `FOR UPDATE SKIP LOCKED`, so concurrent workers take disjoint batches and a row is
+  re-checked (`status = 'pending'`) after its lock is granted; on SQLite the transaction began
+  with `BEGIN IMMEDIATE` (storage/db.py), so there is only ever one claimer at a time.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, fields
+from datetime import datetime, timedelta
+
+from sqlalchemy import Connection, and_, func, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlmodel import Session
+
+from storage.models.inbox import EventStatus
+from storage.models.inbox import StripeEvent as InboxEvent
+
+TABLE = InboxEvent.__table__
+FAILED_STATUSES = (EventStatus.PENDING, EventStatus.DEAD)
+RETRY_BASE = timedelta(seconds=10)
+RETRY_CAP = timedelta(hours=1)
+ERROR_MAX_CHARS = 4000
+
+
+@dataclass(frozen=True, slots=True)
+class NewInboxEvent:
+    """One accepted event, ready to insert. `status` is `pending`, or `ignored` for a
+    live/test mode this deployment does not accept (`last_error` then says why)."""
+
+    id: str
+    type: str
+    api_version: str | None
+    livemode: bool
+    created: datetime
+    object_id: str | None
+    payload: str
+    source: str
+    received_at: datetime
+    status: str = EventStatus.PENDING
+    last_error: str | None = None
+    attempts: int = 0
+
+
+_NEW_FIELDS = tuple(f.name for f in fields(NewInboxEvent))
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimedEvent:
+    id: str
+    type: str
+    source: str
+    payload: str
+    attempts: int
+
+
+@dataclass(frozen=True, slots=True)
+class InboxEntry:
+    """One inbox row as `billbot events` shows it (no payload)."""
+
+    id: str
+    type: str
+    status: str
+    source: str
+    livemode: bool
+    created: datetime
+    received_at: datetime
+    attempts: int
+    next_attempt_at: datetime | None
+    last_error: str | None
+
+
+def insert_events(*, connection: Connection, events: Sequence[NewInboxEvent]) -> set[str]:
+    """Insert events, skipping ids already stored. Returns the ids that were new.
+
+    Runs in the caller's transaction; the caller commits. (`RETURNING` makes this about a
+    third dearer than `append_events`; use it where the caller must know which were new.)"""
+    if not events:
+        return set()
+    statement = _insert(connection).returning(TABLE.c.id)
+    return set(connection.execute(statement, _rows(events)).scalars())
+
+
+def append_events(*, connection: Connection, events: Sequence[NewInboxEvent]) -> int:
+    """Insert events, skipping ids already stored. Returns how many were new (the webhook's
+    hot path: when that is fewer than given, some were duplicates, which is all it needs)."""
+    if not events:
+        return 0
+    if connection.dialect.name != "sqlite":
+        # psycopg's batched executemany reports no rowcount; RETURNING is cheap there.
+        return len(insert_events(connection=connection, events=events))
+    return connection.execute(_insert(connection), _rows(events)).rowcount
+
+
+def _insert(connection: Connection):
+    dialect = sqlite if connection.dialect.name == "sqlite" else postgresql
+    return dialect.insert(TABLE).on_conflict_do_nothing(index_elements=["id"])
+
+
+def _rows(events: Sequence[NewInboxEvent]) -> list[dict[str, object]]:
+    return [{name: getattr(event, name) for name in _NEW_FIELDS} for event in events]
+
+
+def claim_due(
+    *, session: Session, now: datetime, limit: int, event_id: str | None = None
+) -> list[ClaimedEvent]:
+    """Pending events whose retry time has come, oldest `created` first, locked for this
+    transaction. With `event_id`, only that event (if it is still due)."""
+    due = and_(
+        TABLE.c.status == EventStatus.PENDING,
+        or_(TABLE.c.next_attempt_at.is_(None), TABLE.c.next_attempt_at <= now),
+    )
+    if event_id is not None:
+        due = and_(due, TABLE.c.id == event_id)
+    statement = (
+        select(TABLE.c.id, TABLE.c.type, TABLE.c.source, TABLE.c.payload, TABLE.c.attempts)
+        .where(due)
+        .order_by(TABLE.c.created)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
+    return [ClaimedEvent(*row) for row in session.execute(statement)]
+
+
+def mark_applied(*, session: Session, event_ids: Sequence[str], now: datetime) -> None:
+    _set_status(session, event_ids, status=EventStatus.APPLIED, error=None, now=now)
+
+
+def mark_ignored(*, session: Session, event_ids: Sequence[str], reason: str, now: datetime) -> None:
+    _set_status(session, event_ids, status=EventStatus.IGNORED, error=reason, now=now)
+
+
+def _set_status(
+    session: Session, event_ids: Sequence[str], *, status: str, error: str | None, now: datetime
+) -> None:
+    if not event_ids:
+        return
+    session.execute(
+        update(TABLE)
+        .where(TABLE.c.id.in_(list(event_ids)))
+        .values(status=status, last_error=error, next_attempt_at=None, applied_at=now)
+    )
+
+
+def retry_delay(attempts: int) -> timedelta:
+    """Exponential backoff after the `attempts`-th failure: 10 s, 20 s, 40 s ... capped at 1 h."""
+    return min(RETRY_BASE * (2 ** max(attempts - 1, 0)), RETRY_CAP)
+
+
+def mark_failed(
+    *, session: Session, event_id: str, error: str, now: datetime, max_attempts: int
+) -> EventStatus:
+    """Count a failed attempt: retry later with backoff, or park as dead after `max_attempts`.
+
+    Returns the new status (`pending` or `dead`)."""
+    attempts = (
+        session.execute(select(TABLE.c.attempts).where(TABLE.c.id == event_id)).scalar_one() + 1
+    )
+    dead = attempts >= max_attempts
+    session.execute(
+        update(TABLE)
+        .where(TABLE.c.id == event_id)
+        .values(
+            status=EventStatus.DEAD if dead else EventStatus.PENDING,
+            attempts=attempts,
+            last_error=error[:ERROR_MAX_CHARS],
+            next_attempt_at=None if dead else now + retry_delay(attempts),
+        )
+    )
+    return EventStatus.DEAD if dead else EventStatus.PENDING
+
+
+def mark_dead(*, session: Session, event_id: str, error: str) -> None:
+    """Park an event that can never succeed (its stored payload is not an event)."""
+    session.execute(
+        update(TABLE)
+        .where(TABLE.c.id == event_id)
+        .values(
+            status=EventStatus.DEAD,
+            attempts=TABLE.c.attempts + 1,
+            last_error=error[:ERROR_MAX_CHARS],
+            next_attempt_at=None,
+        )
+    )
+
+
+def list_events(
+    *, session: Session, failed_only: bool = False, limit: int = 50
+) -> list[InboxEntry]:
+    """Newest first. `failed_only`: events waiting for a retry after a failure, and dead ones."""
+    statement = select(
+        TABLE.c.id,
+        TABLE.c.type,
+        TABLE.c.status,
+        TABLE.c.source,
+        TABLE.c.livemode,
+        TABLE.c.created,
+        TABLE.c.received_at,
+        TABLE.c.attempts,
+        TABLE.c.next_attempt_at,
+        TABLE.c.last_error,
+    )
+    if failed_only:
+        statement = statement.where(
+            or_(
+                TABLE.c.status == EventStatus.DEAD,
+                and_(TABLE.c.status == EventStatus.PENDING, TABLE.c.attempts > 0),
+            )
+        )
+    statement = statement.order_by(TABLE.c.received_at.desc(), TABLE.c.id).limit(limit)
+    return [InboxEntry(*row) for row in session.execute(statement)]
+
+
+def requeue(*, session: Session, event_id: str) -> str | None:
+    """Make one failed, dead or ignored event due now with a fresh attempt count.
+
+    Returns the status it had (an `applied` event is left alone: applying it again would
+    only repeat its reactions), or None when no such event is stored."""
+    previous = session.execute(
+        select(TABLE.c.status).where(TABLE.c.id == event_id)
+    ).scalar_one_or_none()
+    if previous is None or previous == EventStatus.APPLIED:
+        return previous
+    session.execute(
+        update(TABLE)
+        .where(TABLE.c.id == event_id)
+        .values(
+            status=EventStatus.PENDING,
+            attempts=0,
+            next_attempt_at=None,
+            last_error=None,
+            applied_at=None,
+        )
+    )
+    return previous
+
+
+def count_by_status(*, session: Session) -> dict[str, int]:
+    rows = session.execute(select(TABLE.c.status, func.count()).group_by(TABLE.c.status))
+    return {status: count for status, count in rows}
