@@ -33,11 +33,10 @@ def sqlite_template(tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("template") / "billbot.db"
     engine = make_engine(f"sqlite:///{path}")
     upgrade(engine)
-    # Outside any transaction: SQLite refuses a checkpoint inside the BEGIN IMMEDIATE that
-    # storage.db starts for every SQLAlchemy connection ("database table is locked").
+    # Outside any transaction: SQLite refuses a checkpoint inside BEGIN IMMEDIATE.
     raw = engine.raw_connection()
     try:
-        raw.cursor().execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        raw.driver_connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     finally:
         raw.close()
     engine.dispose()
