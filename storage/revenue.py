@@ -8,6 +8,7 @@ past period comes from the ledger alone and does not change when the store moves
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -20,6 +21,7 @@ from storage.models.ledger import CustomerMrr, MrrMovement, from_ledger_units
 from storage.mrr import DEFAULT_POLICY, MrrPolicy, paused_mrr, subscription_mrr
 
 ZERO = Decimal(0)
+IN_CHUNK = 500  # ids per IN (...) list: well inside SQLite's and PostgreSQL's parameter limits
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,18 +102,25 @@ def ledger_customer_ids(session: Session) -> list[str]:
     return sorted(ids)
 
 
-def balances_at(session: Session, *, at: datetime) -> dict[tuple[str, str], int]:
-    """Each (customer, currency) MRR in ledger units just before `at`; zeros left out."""
-    statement = (
-        select(MrrMovement.customer_id, MrrMovement.currency, func.sum(MrrMovement.amount))
-        .where(MrrMovement.occurred_at < at)
-        .group_by(MrrMovement.customer_id, MrrMovement.currency)
-    )
-    return {
-        (customer, currency): int(total)
-        for customer, currency, total in session.exec(statement)
-        if total
-    }
+def balances_at(
+    session: Session, *, at: datetime, customer_ids: Iterable[str]
+) -> dict[tuple[str, str], int]:
+    """The named customers' MRR per currency in ledger units just before `at`; zeros left out."""
+    balances: dict[tuple[str, str], int] = {}
+    ids = sorted(set(customer_ids))
+    for first in range(0, len(ids), IN_CHUNK):
+        statement = (
+            select(MrrMovement.customer_id, MrrMovement.currency, func.sum(MrrMovement.amount))
+            .where(
+                MrrMovement.occurred_at < at,
+                col(MrrMovement.customer_id).in_(ids[first : first + IN_CHUNK]),
+            )
+            .group_by(MrrMovement.customer_id, MrrMovement.currency)
+        )
+        for customer, currency, total in session.exec(statement):
+            if total:
+                balances[(customer, currency)] = int(total)
+    return balances
 
 
 def mrr_by_currency_at(session: Session, *, at: datetime) -> dict[str, int]:
@@ -122,6 +131,28 @@ def mrr_by_currency_at(session: Session, *, at: datetime) -> dict[str, int]:
         .group_by(MrrMovement.currency)
     )
     return {currency: int(total) for currency, total in session.exec(statement) if total}
+
+
+def mrr_change_by_currency(session: Session, *, start: datetime, end: datetime) -> dict[str, int]:
+    """The net of the ledger lines with `start <= occurred_at < end`, per currency."""
+    statement = (
+        select(MrrMovement.currency, func.sum(MrrMovement.amount))
+        .where(MrrMovement.occurred_at >= start, MrrMovement.occurred_at < end)
+        .group_by(MrrMovement.currency)
+    )
+    return {currency: int(total) for currency, total in session.exec(statement) if total}
+
+
+def active_customers_at(session: Session, *, at: datetime, currencies: Iterable[str]) -> int:
+    """Customers with MRR > 0 in any of `currencies` just before `at`, counted in the database."""
+    paying = (
+        select(MrrMovement.customer_id)
+        .where(MrrMovement.occurred_at < at, col(MrrMovement.currency).in_(list(currencies)))
+        .group_by(MrrMovement.customer_id, MrrMovement.currency)
+        .having(func.sum(MrrMovement.amount) > 0)
+        .subquery()
+    )
+    return int(session.exec(select(func.count(func.distinct(paying.c.customer_id)))).one())
 
 
 def ledger_lines_between(session: Session, *, start: datetime, end: datetime) -> list[LedgerLine]:

@@ -66,7 +66,7 @@ def read_rates_file(
     try:
         data = json.loads(path.read_text(encoding="utf-8"), parse_float=Decimal, parse_int=Decimal)
     except (OSError, ValueError) as exc:
-        raise FxRatesError(f"FX_RATES_FILE {path}: cannot read it as JSON ({exc})") from exc
+        raise FxRatesError(f"FX_RATES_FILE {path}: cannot read it as JSON: {exc}") from exc
     if not isinstance(data, dict):
         raise FxRatesError(f"FX_RATES_FILE {path}: expected a JSON object")
     if all(_is_date(key) for key in data) and data:

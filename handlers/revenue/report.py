@@ -21,7 +21,14 @@ from bot.settings import Settings
 from handlers.revenue.fx import FxRates, load_fx_rates
 from storage.models.ledger import MOVEMENTS, MovementKind, from_ledger_units
 from storage.money import round_minor
-from storage.revenue import LedgerLine, balances_at, ledger_lines_between, mrr_by_currency_at
+from storage.revenue import (
+    LedgerLine,
+    active_customers_at,
+    balances_at,
+    ledger_lines_between,
+    mrr_by_currency_at,
+    mrr_change_by_currency,
+)
 
 ZERO = Decimal(0)
 TOP_MOVEMENTS = 5
@@ -117,32 +124,28 @@ def revenue_report(
 ) -> RevenueReport:
     label, start, end, complete = resolve_period(period, now=now)
     rates = load_fx_rates(settings)
-    start_balances = balances_at(session, at=start)
-    end_balances = balances_at(session, at=end)
+    start_totals = mrr_by_currency_at(session, at=start)
+    end_totals = mrr_by_currency_at(session, at=end)
     lines = ledger_lines_between(session, start=start, end=end)
-    currencies = (
-        {c for _, c in start_balances}
-        | {c for _, c in end_balances}
-        | {line.currency for line in lines}
-    )
+    currencies = set(start_totals) | set(end_totals) | {line.currency for line in lines}
     excluded = tuple(
         sorted(c for c in currencies if rates.rate(c, start) is None or rates.rate(c, end) is None)
     )
-    start_balances = {key: units for key, units in start_balances.items() if key[1] not in excluded}
-    end_balances = {key: units for key, units in end_balances.items() if key[1] not in excluded}
-    lines = [line for line in lines if line.currency not in excluded]
-
-    start_mrr, start_active = _total(start_balances, rates, start)
-    mrr, active = _total(end_balances, rates, end)
+    included = sorted(currencies - set(excluded))
+    lines = [line for line in lines if line.currency in included]
     converted = [(line, _convert(rates, line.amount, line.currency, end)) for line in lines]
+    start_mrr = _sum_converted(start_totals, included, rates, start)
+    mrr = _sum_converted(end_totals, included, rates, end)
+    start_customers = _active(session, start, included)
+    active_customers = _active(session, end, included)
     totals = _totals(converted)
-    fx = mrr - start_mrr - sum((amount for _, amount in converted), ZERO)
     new_customers = len({line.customer_id for line in lines if line.kind == MovementKind.NEW})
     churned = len({line.customer_id for line in lines if line.kind == MovementKind.CHURN})
-    arpu = mrr / len(active) if active else None
-    churn_rate = _ratio(Decimal(churned), Decimal(len(start_active) + new_customers))
+    arpu = mrr / active_customers if active_customers else None
+    churn_rate = _ratio(Decimal(churned), Decimal(start_customers + new_customers))
     ltv = arpu / churn_rate if arpu is not None and churn_rate else None
-    nrr = _nrr(start_balances, start_active, converted, rates, end)
+    cohort = _paying_at(session, start, {line.customer_id for line in lines}, included)
+    nrr = _nrr(_sum_converted(start_totals, included, rates, end), cohort, converted)
     return RevenueReport(
         period=label,
         start=start,
@@ -151,13 +154,13 @@ def revenue_report(
         currency=settings.reporting_currency,
         mrr=mrr,
         start_mrr=start_mrr,
-        active_customers=len(active),
-        start_customers=len(start_active),
+        active_customers=active_customers,
+        start_customers=start_customers,
         arpu=arpu,
         movements={kind.value: totals[kind] for kind in MOVEMENTS},
         paused=totals[MovementKind.PAUSED],
         resumed=totals[MovementKind.RESUMED],
-        fx=fx,
+        fx=mrr - start_mrr - sum((amount or ZERO for _, amount in converted), ZERO),
         new_customers=new_customers,
         churned_customers=churned,
         churn_rate=churn_rate,
@@ -181,14 +184,18 @@ class MrrSeries:
 def mrr_series(
     session: Session, *, now: datetime, settings: Settings, months: int = 12
 ) -> MrrSeries:
+    """One pass over the ledger: the total before the first point, then each interval's net."""
     rates = load_fx_rates(settings)
     this_month = datetime(now.year, now.month, 1, tzinfo=UTC)
     # The ends of the previous `months - 1` months (each the first instant of the next), then now.
     moments = [_add_months(this_month, -offset) for offset in range(months - 2, -1, -1)] + [now]
+    running = mrr_by_currency_at(session, at=moments[0])
     points, excluded = [], set()
-    for at in moments:
+    for previous, at in zip([moments[0], *moments], moments, strict=False):
+        for currency, units in mrr_change_by_currency(session, start=previous, end=at).items():
+            running[currency] = running.get(currency, 0) + units
         total = ZERO
-        for currency, units in mrr_by_currency_at(session, at=at).items():
+        for currency, units in running.items():
             value = _convert(rates, units, currency, at)
             if value is None:
                 excluded.add(currency)
@@ -216,15 +223,22 @@ def report_as_json(report: RevenueReport) -> dict[str, object]:
     }
 
 
-def _total(
-    balances: dict[tuple[str, str], int], rates: FxRates, at: datetime
-) -> tuple[Decimal, set[str]]:
-    total, active = ZERO, set()
-    for (customer, currency), units in balances.items():
-        total += _convert(rates, units, currency, at) or ZERO
-        if units > 0:
-            active.add(customer)
-    return total, active
+def _sum_converted(
+    totals: dict[str, int], included: list[str], rates: FxRates, at: datetime
+) -> Decimal:
+    return sum((_convert(rates, totals[c], c, at) or ZERO for c in included if c in totals), ZERO)
+
+
+def _active(session: Session, at: datetime, included: list[str]) -> int:
+    return active_customers_at(session, at=at, currencies=included) if included else 0
+
+
+def _paying_at(
+    session: Session, at: datetime, customers: set[str], included: list[str]
+) -> set[str]:
+    """Which of `customers` had MRR > 0 (in an included currency) at `at`: the NRR cohort."""
+    balances = balances_at(session, at=at, customer_ids=customers)
+    return {customer for (customer, c), units in balances.items() if units > 0 and c in included}
 
 
 def _totals(converted: Iterable[tuple[LedgerLine, Decimal | None]]) -> dict[str, MovementTotal]:
@@ -237,27 +251,16 @@ def _totals(converted: Iterable[tuple[LedgerLine, Decimal | None]]) -> dict[str,
 
 
 def _nrr(
-    start_balances: dict[tuple[str, str], int],
-    cohort: set[str],
-    converted: list[tuple[LedgerLine, Decimal | None]],
-    rates: FxRates,
-    end: datetime,
+    start_mrr: Decimal, cohort: set[str], converted: list[tuple[LedgerLine, Decimal | None]]
 ) -> Decimal | None:
-    """At constant (period-end) exchange rates, so currency moves are not read as retention."""
-    start = sum(
-        (
-            _convert(rates, u, c, end) or ZERO
-            for (customer, c), u in start_balances.items()
-            if customer in cohort
-        ),
-        ZERO,
-    )
+    """`start_mrr` and the movements at the period-end rates (constant currency), so
+    currency moves are not read as retention; only the start cohort's movements count."""
     kinds = (MovementKind.EXPANSION, MovementKind.CONTRACTION, MovementKind.CHURN)
     moved = sum(
         (a or ZERO for line, a in converted if line.customer_id in cohort and line.kind in kinds),
         ZERO,
     )
-    return _ratio(start + moved, start)
+    return _ratio(start_mrr + moved, start_mrr)
 
 
 def _top(converted: list[tuple[LedgerLine, Decimal | None]]) -> list[TopMovement]:
