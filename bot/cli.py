@@ -20,6 +20,7 @@ COMMAND_MODULES = (
     "bot.commands.events",
     "bot.commands.migrate",
     "bot.commands.replay",
+    "bot.commands.revenue",
     "bot.commands.serve",
     "bot.commands.worker",
 )

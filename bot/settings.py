@@ -8,8 +8,10 @@ they never show up in a log line or a traceback.
 from __future__ import annotations
 
 from datetime import time
+from decimal import Decimal, InvalidOperation
 from functools import cached_property
-from typing import Annotated
+from pathlib import Path
+from typing import Annotated, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, SecretStr, field_validator
@@ -69,8 +71,14 @@ class Settings(BaseSettings):
 
     # Revenue
     reporting_currency: str = "usd"
+    revenue_churn_at: Literal["request", "period_end"] = "request"
+    revenue_discounts: CommaList = Field(default_factory=lambda: ["forever"])
+    fx_rates: Annotated[dict[str, Decimal], NoDecode] = Field(default_factory=dict)
+    fx_rates_file: Path | None = None
 
-    @field_validator("stripe_webhook_secret", "slack_allowed_users", "slack_allowed_channels", mode="before")
+    @field_validator(
+        "stripe_webhook_secret", "slack_allowed_users", "slack_allowed_channels", "revenue_discounts", mode="before"
+    )
     @classmethod
     def _comma_list(cls, value: object) -> object:
         return _split_commas(value)
@@ -97,6 +105,22 @@ class Settings(BaseSettings):
     def _lower_currency(cls, code: str) -> str:
         return code.strip().lower()
 
+    @field_validator("revenue_discounts")
+    @classmethod
+    def _discount_durations(cls, durations: list[str]) -> list[str]:
+        durations = [duration.lower() for duration in durations]
+        unknown = sorted(set(durations) - {"forever", "repeating", "once"})
+        if unknown:
+            raise ValueError(f"unknown discount duration {', '.join(unknown)} (use forever, repeating, once)")
+        return durations
+
+    @field_validator("fx_rates", mode="before")
+    @classmethod
+    def _fx_rates(cls, value: object) -> object:
+        if isinstance(value, str):
+            return parse_fx_rates(value)
+        return value
+
     @cached_property
     def timezone(self) -> ZoneInfo:
         return ZoneInfo(self.billbot_timezone)
@@ -109,3 +133,21 @@ class Settings(BaseSettings):
     @property
     def is_sqlite(self) -> bool:
         return self.database_url.startswith("sqlite")
+
+
+def parse_fx_rates(text: str) -> dict[str, Decimal]:
+    """`"eur=1.08,gbp=1.27"`: one unit of each currency in the reporting currency."""
+    rates: dict[str, Decimal] = {}
+    for part in (piece.strip() for piece in text.split(",")):
+        if not part:
+            continue
+        code, _, number = part.partition("=")
+        code = code.strip().lower()
+        try:
+            rate = Decimal(number.strip())
+        except InvalidOperation:
+            rate = Decimal(0)
+        if len(code) != 3 or not code.isalpha() or not rate.is_finite() or rate <= 0:
+            raise ValueError(f"{part!r} is not CODE=RATE with a positive rate, e.g. eur=1.08")
+        rates[code] = rate
+    return rates

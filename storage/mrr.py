@@ -6,15 +6,24 @@ licensed item's price × quantity is normalised to a month (year ÷ 12, week × 
 day × 365/12, each ÷ interval_count); tiered prices follow Stripe's graduated and volume
 rules; only `forever` discounts reduce MRR. The result is an exact Decimal in minor units:
 round once, when it is shown (`storage.money.format_money`).
+
+Two choices Stripe's Billing analytics also leaves to the account are an `MrrPolicy`
+(settings `REVENUE_CHURN_AT`, `REVENUE_DISCOUNTS`): whether a scheduled cancellation
+stops counting when it is requested (the default) or when the period ends, and which
+discount durations reduce MRR (default: `forever` only).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
 from decimal import Decimal
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 MRR_STATUSES = frozenset({"active", "past_due"})
+PAUSED_STATUS = "paused"
+DISCOUNT_DURATIONS = frozenset({"forever", "repeating", "once"})
 
 MONTHS_PER_INTERVAL = {
     "month": Decimal(1),
@@ -40,6 +49,26 @@ class PricedItem(Protocol):
 class BillableSubscription(Protocol):
     status: str
     discounts: list[dict[str, Any]]
+    cancel_at_period_end: bool
+    cancel_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class MrrPolicy:
+    """The account-level choices behind every MRR figure (docs/metrics.md)."""
+
+    churn_at: Literal["request", "period_end"] = "request"
+    discount_durations: frozenset[str] = frozenset({"forever"})
+
+    def __post_init__(self) -> None:
+        if self.churn_at not in ("request", "period_end"):
+            raise ValueError(f"churn_at must be 'request' or 'period_end', not {self.churn_at!r}")
+        unknown = set(self.discount_durations) - DISCOUNT_DURATIONS
+        if unknown:
+            raise ValueError(f"unknown discount durations: {', '.join(sorted(unknown))}")
+
+
+DEFAULT_POLICY = MrrPolicy()
 
 
 def item_amount_per_interval(item: PricedItem) -> Decimal:
@@ -74,21 +103,59 @@ def item_mrr(item: PricedItem) -> Decimal:
     return monthly(item_amount_per_interval(item), item.interval, item.interval_count)
 
 
-def subscription_mrr(subscription: BillableSubscription, items: Iterable[PricedItem]) -> Decimal:
+def subscription_mrr(
+    subscription: BillableSubscription,
+    items: Iterable[PricedItem],
+    *,
+    policy: MrrPolicy = DEFAULT_POLICY,
+) -> Decimal:
     """Exact MRR in minor units of the subscription's currency; zero unless it counts."""
     if subscription.status not in MRR_STATUSES:
+        return ZERO
+    return recurring_value(subscription, items, policy=policy)
+
+
+def paused_mrr(
+    subscription: BillableSubscription,
+    items: Iterable[PricedItem],
+    *,
+    policy: MrrPolicy = DEFAULT_POLICY,
+) -> Decimal:
+    """What a `paused` subscription would count if it resumed; zero for every other status.
+    Reported on its own line: a pause is neither MRR nor churn."""
+    if subscription.status != PAUSED_STATUS:
+        return ZERO
+    return recurring_value(subscription, items, policy=policy)
+
+
+def is_cancellation_requested(subscription: BillableSubscription) -> bool:
+    """A cancellation is scheduled: at the period's end, or at a set date."""
+    return bool(subscription.cancel_at_period_end) or subscription.cancel_at is not None
+
+
+def recurring_value(
+    subscription: BillableSubscription,
+    items: Iterable[PricedItem],
+    *,
+    policy: MrrPolicy = DEFAULT_POLICY,
+) -> Decimal:
+    """The monthly value of the subscription's licensed items after the discounts the policy
+    counts, whatever its status; zero once a cancellation is requested (policy `request`)."""
+    if policy.churn_at == "request" and is_cancellation_requested(subscription):
         return ZERO
     items = list(items)
     gross = sum((item_mrr(item) for item in items), ZERO)
     if gross <= 0:
         return ZERO
-    return _apply_forever_discounts(gross, subscription.discounts or [], items)
+    return _apply_discounts(gross, subscription.discounts or [], items, policy.discount_durations)
 
 
-def _apply_forever_discounts(gross: Decimal, discounts: list[dict[str, Any]], items: list[PricedItem]) -> Decimal:
+def _apply_discounts(
+    gross: Decimal, discounts: list[dict[str, Any]], items: list[PricedItem], durations: frozenset[str]
+) -> Decimal:
     net = gross
     for discount in discounts:
-        if discount.get("duration") != "forever":
+        if discount.get("duration") not in durations:
             continue
         percent = discount.get("percent_off")
         amount_off = discount.get("amount_off")

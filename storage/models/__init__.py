@@ -10,14 +10,18 @@ from storage.models.billing import (
     SubscriptionItem,
 )
 from storage.models.inbox import EventStatus, StripeEvent
+from storage.models.ledger import CustomerMrr, MovementKind, MrrMovement
 from storage.models.timeline import TimelineEntry
 
 __all__ = [
     "Charge",
     "Customer",
+    "CustomerMrr",
     "EventStatus",
     "Invoice",
     "InvoicePayment",
+    "MovementKind",
+    "MrrMovement",
     "Refund",
     "StripeEvent",
     "Subscription",

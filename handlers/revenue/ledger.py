@@ -1,0 +1,247 @@
+"""The MRR ledger reaction: after each applied event, record how each touched customer's
+MRR moved, at the event's time.
+
+The ledger never reads the event's payload. It recomputes the customer's MRR from the store
+(which the handlers already updated, guarded against older data) and compares it with what
+it recorded last (`CustomerMrr`); the difference becomes ledger lines. So an event replayed,
+retried or delivered late changes nothing unless the store changed, and the same function
+rebuilds the ledger from the store alone (`record_customer_mrr`, with no event).
+
+Classification is per customer (Stripe counts subscribers, not subscriptions): a customer
+whose MRR goes from nothing to something is `new` (`reactivation` if they paid before); to
+nothing is `churn`; otherwise `expansion` or `contraction`. MRR that leaves because a
+subscription paused is a `paused` line and comes back as `resumed`; neither is a movement.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlmodel import Session, select
+
+from bot.settings import Settings
+from handlers.stripe.registry import AppliedEvent, Change, Reaction
+from storage.models.billing import Subscription
+from storage.models.ledger import CustomerMrr, MovementKind, MrrMovement, to_ledger_units
+from storage.mrr import DEFAULT_POLICY, MrrPolicy
+from storage.revenue import customer_mrr_from_store, ledger_customer_ids, lock_customer_mrr
+from storage.types import utcnow
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Recorded:
+    """A customer's MRR state in one currency, in ledger units."""
+
+    mrr: int = 0
+    paused: int = 0
+    paused_out: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class PlannedLine:
+    currency: str
+    kind: MovementKind
+    amount: int
+    mrr_after: int
+
+
+def policy_from_settings(settings: Settings) -> MrrPolicy:
+    return MrrPolicy(
+        churn_at=settings.revenue_churn_at, discount_durations=frozenset(settings.revenue_discounts)
+    )
+
+
+def mrr_ledger_reaction(settings: Settings) -> Reaction:
+    """The reaction the worker runs after each event, with the account's MRR policy bound."""
+    policy = policy_from_settings(settings)
+
+    def record_mrr(session: Session, applied: AppliedEvent) -> None:
+        record_mrr_movements(session, applied, policy=policy)
+
+    return record_mrr
+
+
+def record_mrr_movements(
+    session: Session, applied: AppliedEvent, *, policy: MrrPolicy = DEFAULT_POLICY
+) -> None:
+    """Record the MRR movements of every customer the event's applied changes touched."""
+    written = 0
+    for customer_id in _touched_customers(session, applied.changes):
+        lines = record_customer_mrr(
+            session,
+            customer_id=customer_id,
+            at=applied.event.created,
+            event_id=applied.event.id,
+            policy=policy,
+        )
+        written += len(lines)
+    if written:
+        logger.info(
+            "revenue.ledger.recorded", extra={"event_id": applied.event.id, "lines": written}
+        )
+
+
+def record_customer_mrr(
+    session: Session,
+    *,
+    customer_id: str,
+    at: datetime,
+    event_id: str,
+    policy: MrrPolicy = DEFAULT_POLICY,
+) -> list[MrrMovement]:
+    """Bring one customer's ledger in line with the store, dating any change `at`.
+
+    Returns the lines written (none when nothing changed, or when `event_id` already wrote
+    lines for this customer)."""
+    already = session.exec(
+        select(MrrMovement.id).where(
+            MrrMovement.customer_id == customer_id, MrrMovement.event_id == event_id
+        )
+    ).first()
+    if already is not None:
+        return []
+    rows = lock_customer_mrr(session, customer_id=customer_id)
+    before = {
+        currency: Recorded(row.mrr, row.paused, row.paused_out) for currency, row in rows.items()
+    }
+    now = {
+        currency: (to_ledger_units(value.mrr), to_ledger_units(value.paused))
+        for currency, value in customer_mrr_from_store(
+            session, customer_id=customer_id, policy=policy
+        ).items()
+    }
+    ever_paid = any(row.first_paid_at is not None for row in rows.values())
+    planned, after = plan_movements(before, now, ever_paid=ever_paid)
+    lines = [
+        MrrMovement(
+            customer_id=customer_id,
+            currency=line.currency,
+            kind=line.kind,
+            amount=line.amount,
+            mrr_after=line.mrr_after,
+            occurred_at=at,
+            event_id=event_id,
+        )
+        for line in planned
+    ]
+    session.add_all(lines)
+    _save_states(session, customer_id=customer_id, rows=rows, after=after, at=at, event_id=event_id)
+    session.flush()
+    return lines
+
+
+def record_all_customers_mrr(
+    session: Session, *, at: datetime, event_id: str, policy: MrrPolicy = DEFAULT_POLICY
+) -> int:
+    """Backfill or reconcile: bring every customer's ledger in line with the store. Returns
+    the number of lines written; run it again with the same `event_id` and it writes none."""
+    written = 0
+    for customer_id in ledger_customer_ids(session):
+        written += len(
+            record_customer_mrr(
+                session, customer_id=customer_id, at=at, event_id=event_id, policy=policy
+            )
+        )
+    logger.info("revenue.ledger.backfilled", extra={"event_id": event_id, "lines": written})
+    return written
+
+
+def plan_movements(
+    before: Mapping[str, Recorded], now: Mapping[str, tuple[int, int]], *, ever_paid: bool
+) -> tuple[list[PlannedLine], dict[str, Recorded]]:
+    """Pure: the ledger lines that take a customer from `before` to `now` ((mrr, paused) per
+    currency, ledger units), and the states to remember afterwards."""
+    currencies = sorted(set(before) | set(now))
+    after: dict[str, Recorded] = {}
+    pause_parts: dict[str, int] = {}
+    for currency in currencies:
+        old = before.get(currency, Recorded())
+        mrr, paused = now.get(currency, (0, 0))
+        part = _pause_part(old, mrr - old.mrr, paused - old.paused)
+        pause_parts[currency] = part
+        after[currency] = Recorded(mrr, paused, max(min(old.paused_out - part, paused), 0))
+    was_subscriber = any(state.mrr > 0 or state.paused_out > 0 for state in before.values())
+    is_subscriber = any(state.mrr > 0 or state.paused_out > 0 for state in after.values())
+    lines: list[PlannedLine] = []
+    for currency in currencies:
+        running = before.get(currency, Recorded()).mrr
+        part = pause_parts[currency]
+        if part:
+            running += part
+            kind = MovementKind.PAUSED if part < 0 else MovementKind.RESUMED
+            lines.append(PlannedLine(currency, kind, part, running))
+        rest = after[currency].mrr - running
+        if rest:
+            kind = _movement_kind(
+                rest,
+                was_subscriber=was_subscriber,
+                is_subscriber=is_subscriber,
+                ever_paid=ever_paid,
+            )
+            lines.append(PlannedLine(currency, kind, rest, after[currency].mrr))
+    return lines, after
+
+
+def _pause_part(old: Recorded, mrr_delta: int, paused_delta: int) -> int:
+    """The part of an MRR change explained by a subscription pausing (< 0) or resuming (> 0).
+    Only MRR that left through a pause can come back as a resumption."""
+    if paused_delta > 0 and mrr_delta < 0:
+        return -min(paused_delta, -mrr_delta)
+    if paused_delta < 0 and mrr_delta > 0:
+        return min(-paused_delta, mrr_delta, old.paused_out)
+    return 0
+
+
+def _movement_kind(
+    amount: int, *, was_subscriber: bool, is_subscriber: bool, ever_paid: bool
+) -> MovementKind:
+    if amount > 0:
+        if was_subscriber:
+            return MovementKind.EXPANSION
+        return MovementKind.REACTIVATION if ever_paid else MovementKind.NEW
+    return MovementKind.CONTRACTION if is_subscriber else MovementKind.CHURN
+
+
+def _save_states(
+    session: Session,
+    *,
+    customer_id: str,
+    rows: dict[str, CustomerMrr],
+    after: dict[str, Recorded],
+    at: datetime,
+    event_id: str,
+) -> None:
+    for currency, state in after.items():
+        row = rows.get(currency)
+        if row is None:
+            if state == Recorded():
+                continue
+            row = CustomerMrr(customer_id=customer_id, currency=currency)
+        elif Recorded(row.mrr, row.paused, row.paused_out) == state:
+            continue
+        if row.mrr != state.mrr:
+            row.changed_at = at
+        row.mrr, row.paused, row.paused_out = state.mrr, state.paused, state.paused_out
+        if state.mrr > 0 and row.first_paid_at is None:
+            row.first_paid_at = at
+        row.event_id, row.updated_at = event_id, utcnow()
+        session.add(row)
+
+
+def _touched_customers(session: Session, changes: list[Change]) -> list[str]:
+    customers: set[str] = set()
+    for change in changes:
+        if not change.applied:
+            continue
+        if change.customer_id:
+            customers.add(change.customer_id)
+        elif change.object_type == "subscription":
+            subscription = session.get(Subscription, change.object_id)
+            if subscription is not None:
+                customers.add(subscription.customer_id)
+    return sorted(customers)

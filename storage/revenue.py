@@ -1,0 +1,227 @@
+"""Queries behind the revenue figures: the store's subscriptions, and the MRR ledger.
+
+Ledger amounts are integers in ledger units (`storage.models.ledger.LEDGER_SCALE` per minor
+unit). MRR at a moment is the sum of the ledger lines before it, so every figure for a
+past period comes from the ledger alone and does not change when the store moves on.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+
+from sqlalchemy import func
+from sqlmodel import Session, col, select
+
+from storage.models.billing import Customer, Subscription, SubscriptionItem
+from storage.models.ledger import CustomerMrr, MrrMovement, from_ledger_units
+from storage.mrr import DEFAULT_POLICY, MrrPolicy, paused_mrr, subscription_mrr
+
+ZERO = Decimal(0)
+IN_CHUNK = 500  # ids per IN (...) list: well inside SQLite's and PostgreSQL's parameter limits
+
+
+@dataclass(frozen=True, slots=True)
+class StoreMrr:
+    """A customer's MRR in one currency as the store shows it now (exact minor units)."""
+
+    mrr: Decimal = ZERO
+    paused: Decimal = ZERO
+
+
+@dataclass(frozen=True, slots=True)
+class LedgerLine:
+    """One ledger line with the customer's name for display (None when not in the store)."""
+
+    id: int
+    customer_id: str
+    customer_name: str | None
+    currency: str
+    kind: str
+    amount: int  # ledger units
+    mrr_after: int  # ledger units
+    occurred_at: datetime
+    event_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class MrrHistoryEntry:
+    """A customer's MRR in one currency from `since` on: "MRR $98 since Mar 3, was $49"."""
+
+    since: datetime
+    currency: str
+    mrr: Decimal  # exact minor units after the change
+    previous: Decimal  # exact minor units before it
+    kind: str
+    event_id: str
+
+
+def customer_mrr_from_store(
+    session: Session, *, customer_id: str, policy: MrrPolicy = DEFAULT_POLICY
+) -> dict[str, StoreMrr]:
+    """Sum each subscription's MRR (and paused value) per currency for one customer."""
+    subscriptions = session.exec(
+        select(Subscription).where(Subscription.customer_id == customer_id)
+    ).all()
+    if not subscriptions:
+        return {}
+    items_by_sub: dict[str, list[SubscriptionItem]] = defaultdict(list)
+    ids = [subscription.id for subscription in subscriptions]
+    for item in session.exec(
+        select(SubscriptionItem).where(col(SubscriptionItem.subscription_id).in_(ids))
+    ):
+        items_by_sub[item.subscription_id].append(item)
+    totals: dict[str, StoreMrr] = {}
+    for subscription in subscriptions:
+        items = items_by_sub[subscription.id]
+        mrr = subscription_mrr(subscription, items, policy=policy)
+        paused = paused_mrr(subscription, items, policy=policy)
+        before = totals.get(subscription.currency, StoreMrr())
+        totals[subscription.currency] = StoreMrr(before.mrr + mrr, before.paused + paused)
+    return totals
+
+
+def lock_customer_mrr(session: Session, *, customer_id: str) -> dict[str, CustomerMrr]:
+    """The ledger's last recorded MRR of a customer, per currency, locked until commit
+    (PostgreSQL `FOR UPDATE`; SQLite's write transactions are already exclusive)."""
+    rows = session.exec(
+        select(CustomerMrr).where(CustomerMrr.customer_id == customer_id).with_for_update()
+    ).all()
+    return {row.currency: row for row in rows}
+
+
+def ledger_customer_ids(session: Session) -> list[str]:
+    """Every customer the ledger should look at: those with subscriptions, and those it
+    remembers (whose subscriptions may since have been removed)."""
+    with_subscriptions = select(Subscription.customer_id).distinct()
+    remembered = select(CustomerMrr.customer_id).distinct()
+    ids = set(session.exec(with_subscriptions).all()) | set(session.exec(remembered).all())
+    return sorted(ids)
+
+
+def balances_at(
+    session: Session, *, at: datetime, customer_ids: Iterable[str]
+) -> dict[tuple[str, str], int]:
+    """The named customers' MRR per currency in ledger units just before `at`; zeros left out."""
+    balances: dict[tuple[str, str], int] = {}
+    ids = sorted(set(customer_ids))
+    for first in range(0, len(ids), IN_CHUNK):
+        statement = (
+            select(MrrMovement.customer_id, MrrMovement.currency, func.sum(MrrMovement.amount))
+            .where(
+                MrrMovement.occurred_at < at,
+                col(MrrMovement.customer_id).in_(ids[first : first + IN_CHUNK]),
+            )
+            .group_by(MrrMovement.customer_id, MrrMovement.currency)
+        )
+        for customer, currency, total in session.exec(statement):
+            if total:
+                balances[(customer, currency)] = int(total)
+    return balances
+
+
+def mrr_by_currency_at(session: Session, *, at: datetime) -> dict[str, int]:
+    """Total MRR per currency in ledger units just before `at`."""
+    statement = (
+        select(MrrMovement.currency, func.sum(MrrMovement.amount))
+        .where(MrrMovement.occurred_at < at)
+        .group_by(MrrMovement.currency)
+    )
+    return {currency: int(total) for currency, total in session.exec(statement) if total}
+
+
+def mrr_change_by_currency(session: Session, *, start: datetime, end: datetime) -> dict[str, int]:
+    """The net of the ledger lines with `start <= occurred_at < end`, per currency."""
+    statement = (
+        select(MrrMovement.currency, func.sum(MrrMovement.amount))
+        .where(MrrMovement.occurred_at >= start, MrrMovement.occurred_at < end)
+        .group_by(MrrMovement.currency)
+    )
+    return {currency: int(total) for currency, total in session.exec(statement) if total}
+
+
+def active_customers_at(session: Session, *, at: datetime, currencies: Iterable[str]) -> int:
+    """Customers with MRR > 0 in any of `currencies` just before `at`, counted in the database."""
+    paying = (
+        select(MrrMovement.customer_id)
+        .where(MrrMovement.occurred_at < at, col(MrrMovement.currency).in_(list(currencies)))
+        .group_by(MrrMovement.customer_id, MrrMovement.currency)
+        .having(func.sum(MrrMovement.amount) > 0)
+        .subquery()
+    )
+    return int(session.exec(select(func.count(func.distinct(paying.c.customer_id)))).one())
+
+
+def ledger_lines_between(session: Session, *, start: datetime, end: datetime) -> list[LedgerLine]:
+    """The ledger lines with `start <= occurred_at < end`, oldest first."""
+    statement = (
+        select(MrrMovement, Customer.name, Customer.email)
+        .join(Customer, col(Customer.id) == col(MrrMovement.customer_id), isouter=True)
+        .where(MrrMovement.occurred_at >= start, MrrMovement.occurred_at < end)
+        .order_by(col(MrrMovement.occurred_at), col(MrrMovement.id))
+    )
+    return [
+        LedgerLine(
+            id=row.id or 0,
+            customer_id=row.customer_id,
+            customer_name=name or email,
+            currency=row.currency,
+            kind=row.kind,
+            amount=row.amount,
+            mrr_after=row.mrr_after,
+            occurred_at=row.occurred_at,
+            event_id=row.event_id,
+        )
+        for row, name, email in session.exec(statement)
+    ]
+
+
+def customer_mrr_history(session: Session, *, customer_id: str) -> list[MrrHistoryEntry]:
+    """Every change of one customer's MRR, newest first. The first entry is "now":
+    `f"MRR {entry.mrr} since {entry.since}, was {entry.previous}"`."""
+    statement = (
+        select(MrrMovement)
+        .where(MrrMovement.customer_id == customer_id)
+        .order_by(col(MrrMovement.occurred_at).desc(), col(MrrMovement.id).desc())
+    )
+    return [
+        MrrHistoryEntry(
+            since=row.occurred_at,
+            currency=row.currency,
+            mrr=from_ledger_units(row.mrr_after),
+            previous=from_ledger_units(row.mrr_after - row.amount),
+            kind=row.kind,
+            event_id=row.event_id,
+        )
+        for row in session.exec(statement)
+    ]
+
+
+def current_customer_mrr(session: Session, *, customer_id: str) -> dict[str, Decimal]:
+    """One customer's MRR per currency as the ledger last recorded it (exact minor units)."""
+    rows = session.exec(select(CustomerMrr).where(CustomerMrr.customer_id == customer_id)).all()
+    return {row.currency: from_ledger_units(row.mrr) for row in rows if row.mrr}
+
+
+def current_mrr_by_currency(session: Session) -> dict[str, Decimal]:
+    """Total MRR per currency now, from the per-customer snapshot (one small aggregate:
+    cheap enough for the App Home headline)."""
+    statement = select(CustomerMrr.currency, func.sum(CustomerMrr.mrr)).group_by(
+        CustomerMrr.currency
+    )
+    return {
+        currency: from_ledger_units(int(total))
+        for currency, total in session.exec(statement)
+        if total
+    }
+
+
+def current_active_customers(session: Session, *, currencies: list[str]) -> int:
+    """Customers with MRR > 0 now in any of `currencies`, from the per-customer snapshot."""
+    statement = select(func.count(func.distinct(CustomerMrr.customer_id))).where(
+        CustomerMrr.mrr > 0, col(CustomerMrr.currency).in_(currencies)
+    )
+    return int(session.exec(statement).one())
