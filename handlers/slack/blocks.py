@@ -89,9 +89,10 @@ def headline(card: AlertCard) -> str:
     return copy.TITLES.get(card.kind, card.kind)
 
 
-def summary_line(card: AlertCard) -> str:
-    """One line about the alert: the notification text, and a line of a storm summary."""
-    facts, parts = card.facts, [f"{headline(card)}: {_customer(card.facts)}"]
+def summary_line(card: AlertCard, *, with_title: bool = True) -> str:
+    """One line about the alert: the notification text, and (without title) a storm summary line."""
+    facts = card.facts
+    parts = [f"{headline(card)}: {_customer(facts)}" if with_title else _customer(facts)]
     if card.kind in copy.PAYMENT_KINDS or card.kind == "refund":
         parts.append(_money(facts.amount, facts.currency))
     if card.kind in copy.PAYMENT_KINDS and facts.attempt:
@@ -118,9 +119,8 @@ def alert_message(card: AlertCard) -> Message:
     ]
     if card.facts.cancellation_comment:
         blocks.append(_section(f"> {esc(clip(card.facts.cancellation_comment, 1000))}"))
-    context = alert_context(card)
-    if context:
-        blocks.append({"type": "context", "elements": [_text(line) for line in context]})
+    # One context block per line: Slack lays the elements of one block side by side.
+    blocks += [{"type": "context", "elements": [_text(line)]} for line in alert_context(card)]
     actions = alert_actions(card)
     if actions:
         blocks.append(
@@ -176,7 +176,8 @@ def _payment_fields(card: AlertCard) -> list[str]:
         retry = slack_time(facts.next_retry_at) if facts.next_retry_at else copy.NO_MORE_RETRIES
         fields.append(f"*{copy.F_NEXT_RETRY}*\n{retry}")
     fields.append(f"*{copy.F_PLAN}*\n{esc(facts.plan or copy.NO_PLAN)}")
-    fields.append(f"*{copy.F_MRR_AT_RISK}*\n{_mrr(facts.mrr, facts.mrr_currency)}")
+    label = copy.F_MRR if card.state == "recovered" else copy.F_MRR_AT_RISK
+    fields.append(f"*{label}*\n{_mrr(facts.mrr, facts.mrr_currency)}")
     return fields
 
 
@@ -332,6 +333,7 @@ def task_modal(
             {
                 "type": "plain_text_input",
                 "initial_value": clip(title, copy.TASK_TITLE_MAX),
+                "placeholder": _text(copy.M_TITLE_HINT, "plain_text"),
                 "max_length": copy.TASK_TITLE_MAX,
             },
         ),
@@ -346,7 +348,12 @@ def task_modal(
         field(
             TaskModalBlock.NOTE,
             copy.M_NOTE,
-            {"type": "plain_text_input", "multiline": True, "max_length": copy.TASK_NOTE_MAX},
+            {
+                "type": "plain_text_input",
+                "multiline": True,
+                "max_length": copy.TASK_NOTE_MAX,
+                "placeholder": _text(copy.M_NOTE_HINT, "plain_text"),
+            },
             optional=True,
         ),
     ]
@@ -378,7 +385,8 @@ def storm_summary(kind: str, cards: list[AlertCard]) -> Message:
         {"type": "context", "elements": [_text(copy.STORM_NOTE)]},
     ]
     for card in cards:
-        line = esc(summary_line(card))
+        customer, _, rest = summary_line(card, with_title=False).partition(" · ")
+        line = " · ".join(part for part in (f"*{esc(customer)}*", esc(rest)) if part.strip("*"))
         if card.facts.customer_id:
             line += f" · <{dashboard_customer_url(card.facts.customer_id, livemode=card.facts.livemode)}|{copy.BTN_OPEN_IN_STRIPE}>"
         extra = {}

@@ -76,7 +76,7 @@ MRR_LABELS = {
 
 CTX_RECOVERED = ":moneybag: Recovered {when}"
 CTX_HANDLED = ":white_check_mark: Handled by <@{user}> {when}"
-CTX_TASK_OPEN = ":clipboard: Follow-up task for <@{user}>, due {due}: {title}"
+CTX_TASK_OPEN = ":clipboard: Follow-up task for <@{user}>, due {due}: _{title}_"
 CTX_TASK_DONE = ":ballot_box_with_check: Follow-up task done (<@{user}>): {title}"
 CTX_TEST_MODE = ":test_tube: Stripe test mode"
 
@@ -115,11 +115,13 @@ M_TITLE = "Title"
 M_ASSIGNEE = "Assignee"
 M_DUE = "Due date"
 M_NOTE = "Note"
+M_TITLE_HINT = "What needs to happen"
+M_NOTE_HINT = "Anything the assignee should know"
 M_ERR_TITLE = "Give the task a title."
 M_ERR_DUE_PAST = "Pick today or a later date."
 M_ERR_ASSIGNEE = "Pick someone to own the task."
 
-STORM_TITLE = "{n} × {what}"
+STORM_TITLE = "{what}: {n} customers"
 STORM_NOTE = (
     "These arrived together, so they are listed in one message instead of one each. "
     "Updates about any of them are posted in this thread."

@@ -198,7 +198,7 @@ def test_storm_is_collapsed_into_one_summary(engine, settings, slack_api, clock)
     assert summary.params["text"] == copy.STORM_TITLE.format(
         n=8, what=copy.TITLES["payment_failed"]
     )
-    assert all(f"Customer {n} " in str(summary.params["blocks"]) for n in range(8))
+    assert all(f"*Customer {n}*" in str(summary.params["blocks"]) for n in range(8))
     stored = alerts(engine)
     assert {(a.collapsed, a.message_ts) for a in stored} == {(True, summary.response["ts"])}
     assert {r.status for r in outbox_rows(engine) if r.alert_id} == {OutboxStatus.COLLAPSED}
