@@ -3,7 +3,7 @@
 - `create_bolt_app(settings, engine=..., client=...)` builds a `slack_bolt.App` with Slack's
   request verification on (`SLACK_SIGNING_SECRET`) and calls `register(app, deps)` of each
   listener module in `LISTENER_MODULES`. Nothing is created at import time.
-- `slack_route(bolt_app)` is the Starlette route for the web app's route list. Bolt's own
+- `slack_route(bolt_app)` (or `slack_routes(settings, engine=...)`, empty in console mode) is the Starlette route for the web app's route list. Bolt's own
   Starlette adapter calls the (blocking) `dispatch` on the event loop; this one runs it in
   the thread pool, so a slow listener never stalls the Stripe webhook.
 - `start_socket_mode(bolt_app, settings)` connects over Socket Mode when `SLACK_APP_TOKEN`
@@ -137,6 +137,16 @@ def slack_route(bolt_app: App, path: str = SLACK_EVENTS_PATH) -> Route:
         return to_starlette_response(bolt_response)
 
     return Route(path, slack_events, methods=["POST"], name="slack_events")
+
+
+def slack_routes(
+    settings: Settings, *, engine: Engine, client: WebClient | None = None
+) -> list[Route]:
+    """For `create_app`'s route list: `[POST /slack/events]`, or `[]` in console mode."""
+    if not settings.slack_enabled:
+        logger.info("slack.console_mode")
+        return []
+    return [slack_route(create_bolt_app(settings, engine=engine, client=client))]
 
 
 def start_socket_mode(bolt_app: App, settings: Settings) -> SocketModeHandler | None:

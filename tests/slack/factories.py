@@ -237,3 +237,7 @@ def failed_payment(
     )
     react(engine, settings, stripe_event)
     return stripe_event
+
+
+def invoice_object(n: int) -> dict[str, Any]:
+    return {"id": f"in_{n}", "object": "invoice", "customer": f"cus_{n}"}
