@@ -87,6 +87,7 @@ def open_tasks(
     session: Session,
     assignee: str | None = None,
     customer_id: str | None = None,
+    alert_id: int | None = None,
     limit: int = 100,
 ) -> list[Task]:
     """Open tasks, soonest due first (no due date last); optionally one person's or one customer's."""
@@ -95,6 +96,8 @@ def open_tasks(
         statement = statement.where(Task.assignee == assignee)
     if customer_id is not None:
         statement = statement.where(Task.customer_id == customer_id)
+    if alert_id is not None:
+        statement = statement.where(Task.alert_id == alert_id)
     statement = statement.order_by(
         col(Task.due_date).is_(None), col(Task.due_date), col(Task.id)
     ).limit(limit)

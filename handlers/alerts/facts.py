@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from sqlalchemy import or_
 from sqlmodel import Session, col, select
 
 from handlers.slack.cards import AlertFacts
@@ -125,15 +126,17 @@ def decline_reason(session: Session, invoice: Invoice) -> str | None:
     """The failed charge's message and code, else the invoice's own last error."""
     charge = _failed_charge(session, invoice)
     if charge is not None and (charge.failure_message or charge.failure_code):
-        message, code = charge.failure_message, charge.failure_code
-        return f"{message} ({code})" if message and code else (message or code)
-    if invoice.last_error_message or invoice.last_error_code:
-        message, code = invoice.last_error_message, invoice.last_error_code
-        return f"{message} ({code})" if message and code else (message or code)
-    return None
+        return _message_and_code(charge.failure_message, charge.failure_code)
+    return _message_and_code(invoice.last_error_message, invoice.last_error_code)
+
+
+def _message_and_code(message: str | None, code: str | None) -> str | None:
+    return f"{message} ({code})" if message and code else (message or code)
 
 
 def _failed_charge(session: Session, invoice: Invoice) -> Charge | None:
+    """The newest failed charge of the invoice: linked directly, or through its payment intents
+    (from 2025-03-31.basil on, charges reach invoices only through InvoicePayment)."""
     if invoice.charge_id:
         charge = session.get(Charge, invoice.charge_id)
         if charge is not None and charge.status == "failed":
@@ -141,13 +144,10 @@ def _failed_charge(session: Session, invoice: Invoice) -> Charge | None:
     intents = {invoice.payment_intent_id} - {None}
     payments = session.exec(select(InvoicePayment).where(InvoicePayment.invoice_id == invoice.id))
     intents |= {payment.payment_intent_id for payment in payments} - {None}
-    conditions = [Charge.invoice_id == invoice.id]
-    if intents:
-        conditions.append(col(Charge.payment_intent_id).in_(sorted(intents)))
+    linked = or_(Charge.invoice_id == invoice.id, col(Charge.payment_intent_id).in_(sorted(intents)))
     statement = (
         select(Charge)
-        .where(Charge.status == "failed")
-        .where(conditions[0] if len(conditions) == 1 else conditions[0] | conditions[1])
+        .where(Charge.status == "failed", linked)
         .order_by(col(Charge.created).desc(), col(Charge.id).desc())
     )
     return session.exec(statement).first()

@@ -173,11 +173,8 @@ def mark_handled(session: Session, click: Click, *, now: datetime) -> Alert:
     """Close the incident: the alert shows who handled it and when; its open tasks are done."""
     alert = _alert_for_click(session, click, for_update=True)
     alert.state, alert.handled_by, alert.handled_at = AlertState.HANDLED, click.user_id, now
-    for task in open_tasks(session=session, customer_id=alert.customer_id):
-        if task.alert_id == alert.id:
-            close_task(
-                session=session, task=task, actor=click.user_id, now=now, reason="alert handled"
-            )
+    for task in open_tasks(session=session, alert_id=alert.id):
+        close_task(session=session, task=task, actor=click.user_id, now=now, reason="alert handled")
     if alert.customer_id:
         session.add(
             TimelineEntry(

@@ -281,66 +281,49 @@ def test_immediate_cancellation_posts_churn(store, settings):
     assert alert.kind == "canceled" and alert.incident_key == "cancellation:sub_acme:ended"
 
 
+def old_items(*prices: tuple[str, int, str]) -> dict:
+    """`previous_attributes.items` as Stripe sends it: the whole list as it was."""
+    data = [
+        {
+            "id": f"si_{n}",
+            "quantity": 1,
+            "price": {
+                "id": f"price_{name.lower()}",
+                "nickname": name,
+                "unit_amount": amount,
+                "recurring": {"interval": interval},
+            },
+        }
+        for n, (name, amount, interval) in enumerate(prices)
+    ]
+    return {"items": {"object": "list", "data": data}}
+
+
 @pytest.mark.parametrize(
-    ("previous", "kind", "old_mrr"),
+    ("previous", "now", "kind", "old_mrr", "old_plan"),
     [
-        (
-            {
-                "items": {
-                    "object": "list",
-                    "data": [
-                        {
-                            "id": "si_0",
-                            "quantity": 1,
-                            "price": {
-                                "id": "price_basic",
-                                "nickname": "Basic",
-                                "unit_amount": 1900,
-                                "recurring": {"interval": "month"},
-                            },
-                        }
-                    ],
-                }
-            },
-            "upgrade",
-            1900,
-        ),
-        (
-            {
-                "items": {
-                    "object": "list",
-                    "data": [
-                        {
-                            "id": "si_0",
-                            "quantity": 1,
-                            "price": {
-                                "id": "price_max",
-                                "nickname": "Max",
-                                "unit_amount": 120000,
-                                "recurring": {"interval": "year"},
-                            },
-                        }
-                    ],
-                }
-            },
-            "upgrade",
-            10000 - 0,
-        ),
-        ({"quantity": 3}, "downgrade", 14700),
+        (old_items(("Basic", 1900, "month")), 4900, "upgrade", 1900, "Basic (monthly)"),
+        (old_items(("Max", 120000, "year")), 14900, "upgrade", 10000, "Max (yearly)"),
+        (old_items(("Max", 120000, "year")), 4900, "downgrade", 10000, "Max (yearly)"),
+        ({"quantity": 3}, 4900, "downgrade", 14700, "Pro (monthly) × 3"),
         (
             {"plan": {"id": "plan_old", "nickname": "Legacy", "amount": 4900, "interval": "month"}},
+            4900,
             "plan_changed",
             4900,
+            "Legacy (monthly)",
         ),
     ],
 )
-def test_plan_changes_from_previous_attributes(store, settings, previous, kind, old_mrr):
-    if kind == "upgrade" and old_mrr == 10000:
-        with session_scope(store) as session:
-            add_subscription(session, items=[{"plan_name": "Pro", "unit_amount": 14900}])
+def test_plan_changes_from_previous_attributes(
+    store, settings, previous, now, kind, old_mrr, old_plan
+):
+    with session_scope(store) as session:
+        add_subscription(session, items=[{"plan_name": "Pro", "unit_amount": now}])
     react(store, settings, event("customer.subscription.updated", SUB, previous=previous))
     [alert] = alerts(store)
-    assert alert.kind == kind and alert.facts["old_mrr"] == old_mrr
+    assert (alert.kind, alert.facts["old_mrr"], alert.facts["mrr"]) == (kind, old_mrr, now)
+    assert (alert.facts["old_plan"], alert.facts["plan"]) == (old_plan, "Pro (monthly)")
     assert alert.channel == "#billing-alerts"
 
 
