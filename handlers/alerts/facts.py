@@ -144,7 +144,9 @@ def _failed_charge(session: Session, invoice: Invoice) -> Charge | None:
     intents = {invoice.payment_intent_id} - {None}
     payments = session.exec(select(InvoicePayment).where(InvoicePayment.invoice_id == invoice.id))
     intents |= {payment.payment_intent_id for payment in payments} - {None}
-    linked = or_(Charge.invoice_id == invoice.id, col(Charge.payment_intent_id).in_(sorted(intents)))
+    linked = or_(
+        Charge.invoice_id == invoice.id, col(Charge.payment_intent_id).in_(sorted(intents))
+    )
     statement = (
         select(Charge)
         .where(Charge.status == "failed", linked)

@@ -14,7 +14,15 @@ from typing import Any
 from handlers.slack import copy
 from handlers.slack.cards import AlertCard, AlertFacts, TaskInfo
 from handlers.slack.ids import ActionId, CallbackId, TaskModalBlock
-from handlers.slack.mrkdwn import clip, dashboard_customer_url, esc, slack_day, slack_time
+from handlers.slack.mrkdwn import (
+    clip,
+    dashboard_customer_url,
+    esc,
+    money_text,
+    mrr_text,
+    slack_day,
+    slack_time,
+)
 from handlers.slack.refs import AlertRef, TaskModalRef
 from storage.money import format_money
 
@@ -31,18 +39,6 @@ Message = dict[str, Any]
 # -- small helpers ----------------------------------------------------------------------
 
 
-def _money(amount: int | None, currency: str | None) -> str:
-    return copy.UNKNOWN if amount is None or not currency else format_money(amount, currency)
-
-
-def _mrr(amount: int | None, currency: str | None) -> str:
-    return (
-        copy.UNKNOWN
-        if amount is None or not currency
-        else f"{format_money(amount, currency)}{copy.PER_MONTH}"
-    )
-
-
 def _customer(facts: AlertFacts) -> str:
     return facts.customer_name or facts.customer_email or facts.customer_id or copy.UNKNOWN_CUSTOMER
 
@@ -57,26 +53,14 @@ def _section(text: str, **extra: Any) -> dict[str, Any]:
     return {"type": "section", "text": _text(clip(text, MAX_SECTION)), **extra}
 
 
-def _button(
-    label: str,
-    action_id: str,
-    *,
-    value: str | None = None,
-    url: str | None = None,
-    style: str | None = None,
-) -> dict[str, Any]:
-    button: dict[str, Any] = {
+def _button(label: str, action_id: str, **extra: str | None) -> dict[str, Any]:
+    """A button; `extra` is `value`, `url` and/or `style`, left out when None."""
+    button = {
         "type": "button",
         "action_id": action_id,
         "text": _text(clip(label, MAX_BUTTON), "plain_text"),
     }
-    if value is not None:
-        button["value"] = value
-    if url is not None:
-        button["url"] = url
-    if style is not None:
-        button["style"] = style
-    return button
+    return {**button, **{key: value for key, value in extra.items() if value is not None}}
 
 
 # -- alert messages -------------------------------------------------------------------------
@@ -94,15 +78,15 @@ def summary_line(card: AlertCard, *, with_title: bool = True) -> str:
     facts = card.facts
     parts = [f"{headline(card)}: {_customer(facts)}" if with_title else _customer(facts)]
     if card.kind in copy.PAYMENT_KINDS or card.kind == "refund":
-        parts.append(_money(facts.amount, facts.currency))
+        parts.append(money_text(facts.amount, facts.currency))
     if card.kind in copy.PAYMENT_KINDS and facts.attempt:
         parts.append(copy.ATTEMPT_N.format(n=facts.attempt))
     if card.kind in copy.PLAN_CHANGE_KINDS and facts.mrr is not None and facts.old_mrr is not None:
         parts.append(
-            f"{_mrr(facts.old_mrr, facts.mrr_currency)} → {_mrr(facts.mrr, facts.mrr_currency)}"
+            f"{mrr_text(facts.old_mrr, facts.mrr_currency)} → {mrr_text(facts.mrr, facts.mrr_currency)}"
         )
     elif card.kind not in copy.PAYMENT_KINDS and card.kind != "refund" and facts.mrr is not None:
-        parts.append(_mrr(facts.mrr, facts.mrr_currency))
+        parts.append(mrr_text(facts.mrr, facts.mrr_currency))
     return " · ".join(parts)
 
 
@@ -135,13 +119,13 @@ def alert_fields(card: AlertCard) -> list[str]:
     if kind in copy.PAYMENT_KINDS:
         fields += _payment_fields(card)
     elif kind == "refund":
-        fields.append(f"*{copy.F_REFUNDED}*\n{_money(facts.amount, facts.currency)}")
+        fields.append(f"*{copy.F_REFUNDED}*\n{money_text(facts.amount, facts.currency)}")
         fields.append(
             f"*{copy.F_REASON}*\n{esc(copy.humanize(facts.refund_reason) or copy.NO_REASON)}"
         )
         fields.append(
-            f"*{copy.F_CHARGE}*\n{_money(facts.charge_amount, facts.currency)}"
-            f" ({copy.REFUNDED_SO_FAR.format(amount=_money(facts.amount_refunded, facts.currency))})"
+            f"*{copy.F_CHARGE}*\n{money_text(facts.charge_amount, facts.currency)}"
+            f" ({copy.REFUNDED_SO_FAR.format(amount=money_text(facts.amount_refunded, facts.currency))})"
         )
     else:
         fields += _subscription_fields(card)
@@ -160,7 +144,7 @@ def _payment_fields(card: AlertCard) -> list[str]:
     invoice = esc(facts.invoice_number or facts.invoice_id or copy.UNKNOWN)
     if facts.hosted_invoice_url:
         invoice = f"<{facts.hosted_invoice_url}|{invoice}>"
-    fields = [f"*{copy.F_AMOUNT}*\n{_money(facts.amount, facts.currency)} · {invoice}"]
+    fields = [f"*{copy.F_AMOUNT}*\n{money_text(facts.amount, facts.currency)} · {invoice}"]
     fields.append(f"*{copy.F_ATTEMPT}*\n{facts.attempt or copy.UNKNOWN}")
     if card.state == "recovered":
         paid = (
@@ -177,7 +161,7 @@ def _payment_fields(card: AlertCard) -> list[str]:
         fields.append(f"*{copy.F_NEXT_RETRY}*\n{retry}")
     fields.append(f"*{copy.F_PLAN}*\n{esc(facts.plan or copy.NO_PLAN)}")
     label = copy.F_MRR if card.state == "recovered" else copy.F_MRR_AT_RISK
-    fields.append(f"*{label}*\n{_mrr(facts.mrr, facts.mrr_currency)}")
+    fields.append(f"*{label}*\n{mrr_text(facts.mrr, facts.mrr_currency)}")
     return fields
 
 
@@ -188,7 +172,7 @@ def _subscription_fields(card: AlertCard) -> list[str]:
         old_plan = esc(facts.old_plan or copy.UNKNOWN)
         fields = [
             f"*{copy.F_PLAN}*\n{old_plan} → {plan}",
-            f"*{copy.F_MRR}*\n{_mrr(facts.old_mrr, facts.mrr_currency)} → {_mrr(facts.mrr, facts.mrr_currency)}",
+            f"*{copy.F_MRR}*\n{mrr_text(facts.old_mrr, facts.mrr_currency)} → {mrr_text(facts.mrr, facts.mrr_currency)}",
         ]
         if facts.mrr is not None and facts.old_mrr is not None and facts.mrr_currency:
             change = format_money(facts.mrr - facts.old_mrr, facts.mrr_currency, signed=True)
@@ -196,7 +180,7 @@ def _subscription_fields(card: AlertCard) -> list[str]:
         return fields
     fields = [
         f"*{copy.F_PLAN}*\n{plan}",
-        f"*{copy.MRR_LABELS.get(kind, copy.F_MRR)}*\n{_mrr(facts.mrr, facts.mrr_currency)}",
+        f"*{copy.MRR_LABELS.get(kind, copy.F_MRR)}*\n{mrr_text(facts.mrr, facts.mrr_currency)}",
     ]
     if kind == "cancel_scheduled" and facts.cancel_at:
         fields.append(f"*{copy.F_CANCELS_ON}*\n{slack_time(facts.cancel_at)}")
@@ -270,7 +254,7 @@ def development_reply(card: AlertCard, *, previous_kind: str) -> Message:
             else ""
         )
         text = copy.REPLY_RECOVERED.format(
-            amount=_money(facts.amount, facts.currency), when=when
+            amount=money_text(facts.amount, facts.currency), when=when
         ).strip()
     elif card.kind == previous_kind == "payment_failed":
         retry = (
@@ -284,7 +268,7 @@ def development_reply(card: AlertCard, *, previous_kind: str) -> Message:
         text = copy.REPLY_RESCHEDULED.format(when=slack_time(facts.cancel_at))
     else:
         text = copy.REPLIES.get(card.kind, copy.REPLY_CHANGED).format(
-            mrr=_mrr(facts.mrr, facts.mrr_currency), customer=esc(_customer(facts))
+            mrr=mrr_text(facts.mrr, facts.mrr_currency), customer=esc(_customer(facts))
         )
     return {"text": text, "blocks": [_section(text)]}
 

@@ -6,6 +6,9 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, time
 from typing import Any
 
+from handlers.slack import copy
+from storage.money import format_money
+
 
 def esc(text: str) -> str:
     """Escape the three characters Slack's mrkdwn treats as markup."""
@@ -27,6 +30,16 @@ def slack_day(day: date) -> str:
     """A calendar date. Rendered from noon UTC, so it is the same day from UTC-11 to UTC+11."""
     unix = int(datetime.combine(day, time(12, 0), UTC).timestamp())
     return f"<!date^{unix}^{{date_short_pretty}}|{day.isoformat()}>"
+
+
+def money_text(amount: int | None, currency: str | None) -> str:
+    return copy.UNKNOWN if amount is None or not currency else format_money(amount, currency)
+
+
+def mrr_text(amount: int | None, currency: str | None) -> str:
+    if amount is None or not currency:
+        return copy.UNKNOWN
+    return f"{format_money(amount, currency)}{copy.PER_MONTH}"
 
 
 def dashboard_customer_url(customer_id: str, *, livemode: bool) -> str:
