@@ -61,6 +61,18 @@ class Settings(BaseSettings):
     slack_channel_trial: str | None = None
     slack_channel_refund: str | None = None
     slack_channel_digest: str | None = None
+    # Alerts: the smallest amount worth an alert, per route, in minor units of the event's own
+    # currency (no conversion; 0 = every event). See README "Slack alerts".
+    slack_min_amount_payment_failed: int = Field(default=0, ge=0)
+    slack_min_amount_cancellation: int = Field(default=0, ge=0)
+    slack_min_amount_upgrade: int = Field(default=0, ge=0)
+    slack_min_amount_trial: int = Field(default=0, ge=0)
+    slack_min_amount_refund: int = Field(default=0, ge=0)
+    # Outbox sender: pacing per channel, storm collapsing, retries
+    slack_channel_interval_seconds: float = Field(default=1.0, ge=0)
+    slack_storm_threshold: int = Field(default=5, ge=1)
+    slack_storm_window_seconds: float = Field(default=60.0, gt=0)
+    slack_sender_max_attempts: int = Field(default=10, ge=1)
     slack_allowed_users: CommaList = Field(default_factory=list)
     slack_allowed_channels: CommaList = Field(default_factory=list)
 
@@ -97,7 +109,9 @@ class Settings(BaseSettings):
         try:
             ZoneInfo(name)
         except (ZoneInfoNotFoundError, ValueError) as exc:
-            raise ValueError(f"unknown time zone {name!r} (use an IANA name such as Europe/Berlin)") from exc
+            raise ValueError(
+                f"unknown time zone {name!r} (use an IANA name such as Europe/Berlin)"
+            ) from exc
         return name
 
     @field_validator("reporting_currency")

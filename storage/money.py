@@ -11,7 +11,24 @@ from dataclasses import dataclass
 from decimal import ROUND_HALF_EVEN, Decimal
 
 ZERO_DECIMAL = frozenset(
-    ["bif", "clp", "djf", "gnf", "jpy", "kmf", "krw", "mga", "pyg", "rwf", "ugx", "vnd", "vuv", "xaf", "xof", "xpf"]
+    [
+        "bif",
+        "clp",
+        "djf",
+        "gnf",
+        "jpy",
+        "kmf",
+        "krw",
+        "mga",
+        "pyg",
+        "rwf",
+        "ugx",
+        "vnd",
+        "vuv",
+        "xaf",
+        "xof",
+        "xpf",
+    ]
 )
 THREE_DECIMAL = frozenset(["bhd", "jod", "kwd", "omr", "tnd"])
 
@@ -57,7 +74,9 @@ class Money:
 
     def __post_init__(self) -> None:
         if not isinstance(self.amount, int):
-            raise TypeError(f"Money amounts are integer minor units, got {type(self.amount).__name__}")
+            raise TypeError(
+                f"Money amounts are integer minor units, got {type(self.amount).__name__}"
+            )
         object.__setattr__(self, "currency", self.currency.lower())
 
     def __add__(self, other: Money) -> Money:

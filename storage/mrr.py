@@ -183,7 +183,9 @@ def _tiered_amount(tiers: list[dict[str, Any]], mode: str, quantity: int) -> Dec
             return Decimal(str(tier["flat_amount_decimal"]))
         return Decimal(tier.get("flat_amount") or 0)
 
-    ordered = sorted(tiers, key=lambda t: float("inf") if t.get("up_to") in (None, "inf") else t["up_to"])
+    ordered = sorted(
+        tiers, key=lambda t: float("inf") if t.get("up_to") in (None, "inf") else t["up_to"]
+    )
     if mode == "volume":
         for tier in ordered:
             up_to = tier.get("up_to")

@@ -24,7 +24,12 @@ from storage.migrate import upgrade
 POSTGRES_URL = os.environ.get(
     "BILLBOT_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 )
-SHARED = Path(__file__).resolve().parents[1].parent / "shared"
+_ROOT = Path(__file__).resolve().parents[1]
+# Beside the project; from a git worktree (…/wt/NAME) that is further up.
+SHARED = next(
+    (p / "shared" for p in _ROOT.parents if (p / "shared" / "reference").is_dir()),
+    _ROOT.parent / "shared",
+)
 REFERENCE = SHARED / "reference"
 
 

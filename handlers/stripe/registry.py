@@ -39,7 +39,9 @@ def handles(*event_types: str) -> Callable[[Handler], Handler]:
     def register(fn: Handler) -> Handler:
         for event_type in event_types:
             if event_type in HANDLERS:
-                raise RuntimeError(f"two handlers for {event_type}: {HANDLERS[event_type].__name__} and {fn.__name__}")
+                raise RuntimeError(
+                    f"two handlers for {event_type}: {HANDLERS[event_type].__name__} and {fn.__name__}"
+                )
             HANDLERS[event_type] = fn
         return fn
 

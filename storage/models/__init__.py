@@ -1,5 +1,6 @@
 """Every table billbot owns. Importing this package registers them all on `SQLModel.metadata`."""
 
+from storage.models.alerts import Alert, AlertKind, AlertState
 from storage.models.billing import (
     Charge,
     Customer,
@@ -11,9 +12,21 @@ from storage.models.billing import (
 )
 from storage.models.inbox import EventStatus, StripeEvent
 from storage.models.ledger import CustomerMrr, MovementKind, MrrMovement
+from storage.models.outbox import Operation, OutboxMessage, OutboxStatus
+from storage.models.tasks import Task, TaskAction, TaskAudit, TaskStatus
 from storage.models.timeline import TimelineEntry
 
 __all__ = [
+    "Alert",
+    "AlertKind",
+    "AlertState",
+    "Operation",
+    "OutboxMessage",
+    "OutboxStatus",
+    "Task",
+    "TaskAction",
+    "TaskAudit",
+    "TaskStatus",
     "Charge",
     "Customer",
     "CustomerMrr",

@@ -18,7 +18,9 @@ from storage.types import UTCDateTime, utcnow
 class EventStatus(StrEnum):
     PENDING = "pending"  # waiting for the worker (also: failed once, waiting for its retry time)
     APPLIED = "applied"  # applied to the store
-    IGNORED = "ignored"  # a type billbot does not handle, or a mode it does not accept: kept, not applied
+    IGNORED = (
+        "ignored"  # a type billbot does not handle, or a mode it does not accept: kept, not applied
+    )
     DEAD = "dead"  # failed `WORKER_MAX_ATTEMPTS` times; `billbot events retry ID` re-queues it
 
 

@@ -1,0 +1,192 @@
+"""What an alert says, read from the store after an event was applied.
+
+Each builder takes stored rows and returns `AlertFacts`; none of them looks at the raw
+Stripe payload. MRR comes from `storage.mrr` (exact) and is rounded once here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import or_
+from sqlmodel import Session, col, select
+
+from handlers.slack.cards import AlertFacts
+from storage.models.billing import (
+    Charge,
+    Customer,
+    Invoice,
+    InvoicePayment,
+    Refund,
+    Subscription,
+    SubscriptionItem,
+)
+from storage.money import round_minor
+from storage.mrr import subscription_mrr
+
+INTERVAL_WORDS = {"month": "monthly", "year": "yearly", "week": "weekly", "day": "daily"}
+
+
+def customer_facts(session: Session, customer_id: str | None, *, livemode: bool) -> dict[str, Any]:
+    facts: dict[str, Any] = {"customer_id": customer_id, "livemode": livemode}
+    customer = session.get(Customer, customer_id) if customer_id else None
+    if customer is not None:
+        facts.update(
+            customer_name=customer.name,
+            customer_email=customer.email,
+            has_payment_method=customer.has_payment_method,
+        )
+    return facts
+
+
+def subscription_items(session: Session, subscription_id: str) -> list[SubscriptionItem]:
+    statement = (
+        select(SubscriptionItem)
+        .where(SubscriptionItem.subscription_id == subscription_id)
+        .order_by(col(SubscriptionItem.id))
+    )
+    return list(session.exec(statement))
+
+
+def plan_label(items: Sequence[Any]) -> str | None:
+    """`Pro (monthly)`, `Seats (monthly) × 12`; several items joined with commas."""
+    parts = []
+    for item in items:
+        name = item.plan_name or item.price_id or "plan"
+        every = INTERVAL_WORDS.get(item.interval, item.interval)
+        if item.interval_count and item.interval_count > 1:
+            every = f"every {item.interval_count} {item.interval}s"
+        quantity = f" × {item.quantity}" if item.quantity and item.quantity != 1 else ""
+        parts.append(f"{name} ({every}){quantity}")
+    return ", ".join(parts) or None
+
+
+def mrr_minor(subscription: Subscription, items: Sequence[Any], *, as_active: bool = False) -> int:
+    """MRR in minor units; `as_active` gives what it is worth while paying (trials, churned)."""
+    probe = _Probe(
+        status="active" if as_active else subscription.status,
+        discounts=list(subscription.discounts or []),
+    )
+    return round_minor(subscription_mrr(probe, items))
+
+
+def items_mrr(items: Sequence[Any], discounts: list[dict[str, Any]]) -> int:
+    """MRR of a set of items under a subscription's discounts (the items before a change)."""
+    return round_minor(subscription_mrr(_Probe(status="active", discounts=discounts), items))
+
+
+def subscription_facts(
+    session: Session, subscription: Subscription, items: Sequence[Any], *, as_active: bool = False
+) -> AlertFacts:
+    facts = customer_facts(session, subscription.customer_id, livemode=subscription.livemode)
+    facts.update(
+        subscription_id=subscription.id,
+        plan=plan_label(items),
+        mrr_currency=subscription.currency,
+        mrr=mrr_minor(subscription, items, as_active=as_active),
+        cancel_at=subscription.cancel_at,
+        ended_at=subscription.ended_at or subscription.canceled_at,
+        trial_end=subscription.trial_end,
+        cancellation_reason=subscription.cancellation_reason,
+        cancellation_feedback=subscription.cancellation_feedback,
+        cancellation_comment=subscription.cancellation_comment,
+    )
+    return AlertFacts(**facts)
+
+
+def invoice_facts(session: Session, invoice: Invoice) -> AlertFacts:
+    facts = customer_facts(session, invoice.customer_id, livemode=invoice.livemode)
+    facts.update(
+        currency=invoice.currency,
+        amount=invoice.amount_remaining or invoice.amount_due,
+        invoice_id=invoice.id,
+        invoice_number=invoice.number,
+        hosted_invoice_url=invoice.hosted_invoice_url,
+        attempt=invoice.attempt_count or None,
+        next_retry_at=invoice.next_payment_attempt,
+        decline_reason=decline_reason(session, invoice),
+        paid_at=invoice.paid_at,
+    )
+    subscription = (
+        session.get(Subscription, invoice.subscription_id) if invoice.subscription_id else None
+    )
+    if subscription is not None:
+        items = subscription_items(session, subscription.id)
+        facts.update(
+            subscription_id=subscription.id,
+            plan=plan_label(items),
+            mrr_currency=subscription.currency,
+            mrr=mrr_minor(subscription, items, as_active=subscription.status != "trialing"),
+        )
+    return AlertFacts(**facts)
+
+
+def decline_reason(session: Session, invoice: Invoice) -> str | None:
+    """The failed charge's message and code, else the invoice's own last error."""
+    charge = _failed_charge(session, invoice)
+    if charge is not None and (charge.failure_message or charge.failure_code):
+        return _message_and_code(charge.failure_message, charge.failure_code)
+    return _message_and_code(invoice.last_error_message, invoice.last_error_code)
+
+
+def _message_and_code(message: str | None, code: str | None) -> str | None:
+    return f"{message} ({code})" if message and code else (message or code)
+
+
+def _failed_charge(session: Session, invoice: Invoice) -> Charge | None:
+    """The newest failed charge of the invoice: linked directly, or through its payment intents
+    (from 2025-03-31.basil on, charges reach invoices only through InvoicePayment)."""
+    if invoice.charge_id:
+        charge = session.get(Charge, invoice.charge_id)
+        if charge is not None and charge.status == "failed":
+            return charge
+    intents = {invoice.payment_intent_id} - {None}
+    payments = session.exec(select(InvoicePayment).where(InvoicePayment.invoice_id == invoice.id))
+    intents |= {payment.payment_intent_id for payment in payments} - {None}
+    linked = or_(
+        Charge.invoice_id == invoice.id, col(Charge.payment_intent_id).in_(sorted(intents))
+    )
+    statement = (
+        select(Charge)
+        .where(Charge.status == "failed", linked)
+        .order_by(col(Charge.created).desc(), col(Charge.id).desc())
+    )
+    return session.exec(statement).first()
+
+
+def refund_facts(session: Session, charge: Charge, *, refunded_now: int) -> AlertFacts:
+    facts = customer_facts(session, charge.customer_id, livemode=charge.livemode)
+    statement = (
+        select(Refund)
+        .where(Refund.charge_id == charge.id)
+        .order_by(col(Refund.created).desc(), col(Refund.id).desc())
+    )
+    latest = session.exec(statement).first()
+    facts.update(
+        currency=charge.currency,
+        amount=refunded_now,
+        charge_id=charge.id,
+        charge_amount=charge.amount,
+        amount_refunded=charge.amount_refunded,
+        refund_reason=latest.reason if latest else None,
+    )
+    invoice = session.get(Invoice, charge.invoice_id) if charge.invoice_id else None
+    if invoice is not None:
+        facts.update(
+            invoice_id=invoice.id,
+            invoice_number=invoice.number,
+            hosted_invoice_url=invoice.hosted_invoice_url,
+        )
+    return AlertFacts(**facts)
+
+
+class _Probe:
+    """A stand-in subscription for storage.mrr: what the subscription is worth while it pays,
+    so a scheduled cancellation (which zeroes MRR under the `request` churn policy) is ignored."""
+
+    cancel_at_period_end = False
+    cancel_at = None
+
+    def __init__(self, *, status: str, discounts: list[dict[str, Any]]) -> None:
+        self.status, self.discounts = status, discounts

@@ -1,0 +1,228 @@
+"""Queries for the Slack outbox. Keyword-only; the caller owns the session.
+
+The sender claims a row (`claim`) with a lease before calling Slack, so two sender
+processes never send the same row, and a sender that died mid-call leaves the row to be
+picked up again once its lease runs out.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import func, or_, update
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, col, select
+
+from storage.models.outbox import Operation, OutboxMessage, OutboxStatus
+from storage.types import utcnow
+
+
+def enqueue(
+    *,
+    session: Session,
+    dedupe_key: str,
+    channel: str,
+    operation: Operation,
+    kind: str,
+    payload: dict[str, Any],
+    alert_id: int | None = None,
+    now: datetime | None = None,
+) -> OutboxMessage | None:
+    """Queue one message; None if a message with this `dedupe_key` was queued before."""
+    if session.exec(select(OutboxMessage.id).where(OutboxMessage.dedupe_key == dedupe_key)).first():
+        return None
+    message = OutboxMessage(
+        dedupe_key=dedupe_key,
+        channel=channel,
+        operation=operation,
+        kind=kind,
+        payload=payload,
+        alert_id=alert_id,
+        created_at=now or utcnow(),
+    )
+    try:
+        with session.begin_nested():
+            session.add(message)
+    except IntegrityError:
+        return None
+    if operation is Operation.UPDATE and alert_id is not None:
+        _supersede_older_updates(session=session, alert_id=alert_id, newest_id=message.id)
+    return message
+
+
+def _supersede_older_updates(*, session: Session, alert_id: int, newest_id: int | None) -> None:
+    """Only the newest rendering of an alert is worth sending: drop queued, unclaimed older ones."""
+    session.execute(
+        update(OutboxMessage)
+        .where(
+            OutboxMessage.alert_id == alert_id,
+            OutboxMessage.operation == Operation.UPDATE,
+            OutboxMessage.status == OutboxStatus.PENDING,
+            col(OutboxMessage.id) < newest_id,
+            col(OutboxMessage.claimed_until).is_(None),
+        )
+        .values(status=OutboxStatus.SUPERSEDED)
+    )
+
+
+def due_messages(*, session: Session, now: datetime, limit: int = 500) -> list[OutboxMessage]:
+    """Pending rows whose retry time has come and that nobody holds a lease on, oldest first."""
+    statement = (
+        select(OutboxMessage)
+        .where(
+            OutboxMessage.status == OutboxStatus.PENDING,
+            or_(
+                col(OutboxMessage.next_attempt_at).is_(None),
+                col(OutboxMessage.next_attempt_at) <= now,
+            ),
+            or_(
+                col(OutboxMessage.claimed_until).is_(None), col(OutboxMessage.claimed_until) <= now
+            ),
+        )
+        .order_by(col(OutboxMessage.id))
+        .limit(limit)
+    )
+    return list(session.exec(statement))
+
+
+def next_due_at(*, session: Session) -> datetime | None:
+    """When the earliest pending row that is waiting for a retry becomes due."""
+    statement = (
+        select(OutboxMessage.next_attempt_at)
+        .where(
+            OutboxMessage.status == OutboxStatus.PENDING,
+            col(OutboxMessage.next_attempt_at).is_not(None),
+        )
+        .order_by(col(OutboxMessage.next_attempt_at))
+        .limit(1)
+    )
+    return session.exec(statement).first()
+
+
+def claim(*, session: Session, message_id: int, now: datetime, lease: timedelta) -> bool:
+    """Take a lease on a pending row; False if another sender holds it or it was settled."""
+    result = session.execute(
+        update(OutboxMessage)
+        .where(
+            OutboxMessage.id == message_id,
+            OutboxMessage.status == OutboxStatus.PENDING,
+            or_(
+                col(OutboxMessage.claimed_until).is_(None), col(OutboxMessage.claimed_until) <= now
+            ),
+        )
+        .values(claimed_until=now + lease)
+    )
+    return result.rowcount == 1
+
+
+def mark_sent(
+    *, session: Session, message_id: int, channel: str | None, ts: str | None, now: datetime
+) -> None:
+    session.execute(
+        update(OutboxMessage)
+        .where(OutboxMessage.id == message_id)
+        .values(
+            status=OutboxStatus.SENT,
+            sent_channel=channel,
+            sent_ts=ts,
+            sent_at=now,
+            claimed_until=None,
+            last_error=None,
+        )
+    )
+
+
+def mark_retry(
+    *, session: Session, message_id: int, at: datetime, error: str, count_attempt: bool
+) -> None:
+    values: dict[str, Any] = {"next_attempt_at": at, "last_error": error, "claimed_until": None}
+    if count_attempt:
+        values["attempts"] = OutboxMessage.attempts + 1
+    session.execute(update(OutboxMessage).where(OutboxMessage.id == message_id).values(**values))
+
+
+def mark_failed(
+    *, session: Session, message_id: int, error: str, status: OutboxStatus = OutboxStatus.FAILED
+) -> None:
+    session.execute(
+        update(OutboxMessage)
+        .where(OutboxMessage.id == message_id)
+        .values(status=status, last_error=error, claimed_until=None)
+    )
+
+
+def pending_alert_posts(*, session: Session, channel: str, kind: str) -> list[OutboxMessage]:
+    """Alert posts of one kind still waiting for a channel: the candidates for a storm summary."""
+    statement = (
+        select(OutboxMessage)
+        .where(
+            OutboxMessage.status == OutboxStatus.PENDING,
+            OutboxMessage.operation == Operation.POST,
+            OutboxMessage.channel == channel,
+            OutboxMessage.kind == kind,
+            col(OutboxMessage.alert_id).is_not(None),
+            col(OutboxMessage.claimed_until).is_(None),
+        )
+        .order_by(col(OutboxMessage.id))
+    )
+    return list(session.exec(statement))
+
+
+def collapse_into_summary(
+    *,
+    session: Session,
+    message_ids: Sequence[int],
+    channel: str,
+    kind: str,
+    payload: dict[str, Any],
+    now: datetime,
+) -> OutboxMessage:
+    """Replace several queued alert posts by one summary row, atomically."""
+    summary = OutboxMessage(
+        dedupe_key=f"summary:{kind}:{channel}:{min(message_ids)}",
+        channel=channel,
+        operation=Operation.SUMMARY,
+        kind=kind,
+        payload=payload,
+        created_at=now,
+    )
+    session.add(summary)
+    session.flush()
+    session.execute(
+        update(OutboxMessage)
+        .where(
+            col(OutboxMessage.id).in_(list(message_ids)),
+            OutboxMessage.status == OutboxStatus.PENDING,
+        )
+        .values(status=OutboxStatus.COLLAPSED, collapsed_into=summary.id)
+    )
+    return summary
+
+
+def collapsed_alert_ids(*, session: Session, summary_id: int) -> list[int]:
+    statement = select(OutboxMessage.alert_id).where(OutboxMessage.collapsed_into == summary_id)
+    return [alert_id for alert_id in session.exec(statement) if alert_id is not None]
+
+
+def alert_post(*, session: Session, alert_id: int) -> OutboxMessage | None:
+    statement = select(OutboxMessage).where(
+        OutboxMessage.alert_id == alert_id, OutboxMessage.operation == Operation.POST
+    )
+    return session.exec(statement).first()
+
+
+def count_by_status(*, session: Session) -> dict[str, int]:
+    statement = select(OutboxMessage.status, func.count()).group_by(OutboxMessage.status)
+    return {status: count for status, count in session.exec(statement)}
+
+
+def requeue_failed(*, session: Session, now: datetime) -> int:
+    """Give failed rows another go (after fixing a channel or a token, say)."""
+    result = session.execute(
+        update(OutboxMessage)
+        .where(OutboxMessage.status == OutboxStatus.FAILED)
+        .values(status=OutboxStatus.PENDING, attempts=0, next_attempt_at=now)
+    )
+    return result.rowcount
