@@ -18,9 +18,11 @@ from bot.settings import Settings
 COMMAND_MODULES = (
     # Each module registers one or more subcommands; keep the list sorted.
     "bot.commands.events",
+    "bot.commands.jobs",
     "bot.commands.migrate",
     "bot.commands.replay",
     "bot.commands.revenue",
+    "bot.commands.scheduler",
     "bot.commands.serve",
     "bot.commands.worker",
 )

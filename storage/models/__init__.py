@@ -11,6 +11,7 @@ from storage.models.billing import (
     SubscriptionItem,
 )
 from storage.models.inbox import EventStatus, StripeEvent
+from storage.models.jobs import JobLease, JobRun, PostedItem, RunStatus, RunTrigger
 from storage.models.ledger import CustomerMrr, MovementKind, MrrMovement
 from storage.models.outbox import Operation, OutboxMessage, OutboxStatus
 from storage.models.tasks import Task, TaskAction, TaskAudit, TaskStatus
@@ -33,9 +34,14 @@ __all__ = [
     "EventStatus",
     "Invoice",
     "InvoicePayment",
+    "JobLease",
+    "JobRun",
     "MovementKind",
     "MrrMovement",
+    "PostedItem",
     "Refund",
+    "RunStatus",
+    "RunTrigger",
     "StripeEvent",
     "Subscription",
     "SubscriptionItem",
