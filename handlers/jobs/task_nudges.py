@@ -8,7 +8,7 @@ outbox as `chat.postMessage` with the user id as channel, which opens the bot's 
 from __future__ import annotations
 
 from collections import defaultdict
-from datetime import datetime
+from datetime import date, datetime
 
 from sqlalchemy import Engine
 from sqlmodel import Session
@@ -40,23 +40,7 @@ def send_task_nudges(
     result = JobResult(JOB)
     today = now.astimezone(settings.timezone).date()
     with read_scope(engine) as session:
-        tasks = tasks_due(session=session, on_or_before=today)
-        names = customer_names(
-            session=session, customer_ids=[t.customer_id for t in tasks if t.customer_id]
-        )
-    by_assignee: dict[str, list[NudgeEntry]] = defaultdict(list)
-    for task in tasks:
-        if task.id is None or task.due_date is None:
-            continue
-        by_assignee[task.assignee].append(
-            NudgeEntry(
-                task_id=task.id,
-                title=task.title,
-                due_date=task.due_date,
-                customer=names.get(task.customer_id or ""),
-                customer_id=task.customer_id,
-            )
-        )
+        by_assignee = _due_by_assignee(session, today)
     for assignee, entries in by_assignee.items():
         try:
             posted = post_once(
@@ -76,6 +60,27 @@ def send_task_nudges(
         else:
             result.skipped.append(f"{assignee} was already nudged on {today.isoformat()}")
     return result
+
+
+def _due_by_assignee(session: Session, today: date) -> dict[str, list[NudgeEntry]]:
+    tasks = tasks_due(session=session, on_or_before=today)
+    names = customer_names(
+        session=session, customer_ids=[t.customer_id for t in tasks if t.customer_id]
+    )
+    by_assignee: dict[str, list[NudgeEntry]] = defaultdict(list)
+    for task in tasks:
+        if task.id is None or task.due_date is None:
+            continue
+        by_assignee[task.assignee].append(
+            NudgeEntry(
+                task_id=task.id,
+                title=task.title,
+                due_date=task.due_date,
+                customer=names.get(task.customer_id or ""),
+                customer_id=task.customer_id,
+            )
+        )
+    return by_assignee
 
 
 def complete_task_from_nudge(

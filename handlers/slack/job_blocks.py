@@ -47,6 +47,7 @@ NUDGE_OVERDUE = ":warning: overdue, was due {day}"
 NUDGE_DONE = ":white_check_mark: Done"
 NUDGE_DONE_BY = ":white_check_mark: Done (<@{user}>)"
 BTN_DONE = "Done"
+NUDGE_MORE = "…and {n} more, not shown here."
 DIGEST_TITLE = {
     "daily": ":bar_chart: Revenue digest · {label}",
     "weekly": ":bar_chart: Revenue digest · week of {label}",
@@ -164,8 +165,9 @@ class NudgeEntry:
 
 def nudge_message(entries: list[NudgeEntry], *, today: date) -> Message:
     """A DM to one assignee: their open tasks due today or overdue, each with a Done button."""
-    entries = sorted(entries, key=lambda e: (e.due_date, e.task_id))[:MAX_ENTRIES]
     count = plural(len(entries), "follow-up task")
+    hidden = max(0, len(entries) - MAX_ENTRIES)
+    entries = sorted(entries, key=lambda e: (e.due_date, e.task_id))[:MAX_ENTRIES]
     blocks: list[dict[str, Any]] = [{"type": "section", "text": _text(NUDGE_INTRO.format(n=count))}]
     for entry in entries:
         when = (
@@ -184,6 +186,8 @@ def nudge_message(entries: list[NudgeEntry], *, today: date) -> Message:
                 ),
             }
         )
+    if hidden:
+        blocks.append(_context(NUDGE_MORE.format(n=hidden)))
     return {"text": NUDGE_TEXT.format(n=count), "blocks": blocks}
 
 
