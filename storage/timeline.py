@@ -38,7 +38,7 @@ def add_timeline_entry(
     if insert is None:
         raise RuntimeError(f"timeline entries need PostgreSQL or SQLite, not {dialect}")
     statement = (
-        insert(TimelineEntry)
+        insert(TimelineEntry.__table__)
         .values(
             customer_id=customer_id,
             occurred_at=occurred_at,
@@ -51,7 +51,8 @@ def add_timeline_entry(
         )
         .on_conflict_do_nothing(index_elements=["source_key"])
     )
-    return bool(session.execute(statement).rowcount)
+    # A Core insert (not ORM-enabled) so no RETURNING is added and rowcount is exact.
+    return session.execute(statement).rowcount == 1
 
 
 def timeline_for_customer(

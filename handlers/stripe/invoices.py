@@ -176,6 +176,7 @@ def _record_invoice_timeline(session: Session, source: Source, result: Upserted[
     row, previous = result.row, result.previous
     was = previous.status if previous is not None else None
     label = f"invoice {row.number or row.id}"
+    title = f"Invoice {row.number or row.id}"
 
     def add(kind: str, summary: str, key: str, occurred_at=None) -> None:
         add_entry(
@@ -188,10 +189,10 @@ def _record_invoice_timeline(session: Session, source: Source, result: Upserted[
         add("invoice_paid", f"Paid {paid} for {label}", once_key(row.id, "invoice_paid"), row.paid_at)
     elif row.status == "uncollectible" and was != "uncollectible":
         due = format_money(row.amount_remaining, row.currency)
-        add("invoice_uncollectible", f"{label.capitalize()} ({due}) marked uncollectible",
+        add("invoice_uncollectible", f"{title} ({due}) marked uncollectible",
             once_key(row.id, "invoice_uncollectible"))  # fmt: skip
     elif row.status == "void" and was != "void":
-        add("invoice_voided", f"{label.capitalize()} voided", once_key(row.id, "invoice_voided"))
+        add("invoice_voided", f"{title} voided", once_key(row.id, "invoice_voided"))
     if source.event_type == PAYMENT_FAILED:
         due = format_money(row.amount_due, row.currency)
         summary = f"Payment of {due} failed for {label} (attempt {row.attempt_count})"
