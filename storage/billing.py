@@ -253,6 +253,11 @@ def _order(charge: Charge) -> tuple[float, str]:
     return (charge.created.timestamp() if charge.created else 0.0, charge.id)
 
 
+def refunds_missing_customer(*, session: Session, charge_id: str) -> list[Refund]:
+    query = select(Refund).where(Refund.charge_id == charge_id, Refund.customer_id.is_(None))
+    return list(session.exec(query))
+
+
 def get_charge(*, session: Session, charge_id: str) -> Charge | None:
     return session.get(Charge, charge_id)
 

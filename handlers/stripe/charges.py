@@ -30,9 +30,11 @@ from storage.billing import (
     get_charge,
     invoice_id_for_payment,
     note_invoice_charge,
+    refunds_missing_customer,
     upsert_charge,
     upsert_refund,
 )
+from storage.models import Charge, Refund
 from storage.money import format_money
 from storage.versioning import Version
 
@@ -72,6 +74,8 @@ def apply_charge(session: Session, obj: dict[str, Any], source: Source) -> list[
             )
             if row.invoice_id is not None:
                 note_invoice_charge(session=session, invoice_id=row.invoice_id, charge=row)
+        if row.amount_refunded > 0 and row.customer_id is not None:
+            _adopt_refunds(session, source, row)
         if row.status == "failed" and (result.previous is None or result.previous.status != "failed"):
             reason = row.failure_message or row.failure_code
             summary = f"Charge of {format_money(row.amount, row.currency)} failed" + (f": {reason}" if reason else "")
@@ -80,6 +84,22 @@ def apply_charge(session: Session, obj: dict[str, Any], source: Source) -> list[
                 kind="charge_failed", summary=summary, key=once_key(row.id, "charge_failed"), occurred_at=row.created,
             )  # fmt: skip
     return [change_for("charge", result, source, customer_id=row.customer_id)]
+
+
+def _adopt_refunds(session: Session, source: Source, charge: Charge) -> None:
+    """Refunds that arrived before their charge did not know their customer: now they do."""
+    for refund in refunds_missing_customer(session=session, charge_id=charge.id):
+        refund.customer_id = charge.customer_id
+        _record_refund_created(session, source, refund)
+
+
+def _record_refund_created(session: Session, source: Source, refund: Refund) -> None:
+    reason = f" ({refund.reason.replace('_', ' ')})" if refund.reason else ""
+    add_entry(
+        session, source, customer_id=refund.customer_id, object_id=refund.id, kind="refund_created",
+        summary=f"Refund of {format_money(refund.amount, refund.currency)}{reason}",
+        key=once_key(refund.id, "refund_created"), occurred_at=refund.created,
+    )  # fmt: skip
 
 
 def charge_values(obj: dict[str, Any], source: Source) -> dict[str, Any]:
@@ -119,12 +139,7 @@ def apply_refund(session: Session, obj: dict[str, Any], source: Source) -> list[
         charge = get_charge(session=session, charge_id=row.charge_id)
         row.customer_id = charge.customer_id if charge is not None else None
     if result.created:
-        reason = f" ({row.reason.replace('_', ' ')})" if row.reason else ""
-        add_entry(
-            session, source, customer_id=row.customer_id, object_id=row.id, kind="refund_created",
-            summary=f"Refund of {format_money(row.amount, row.currency)}{reason}",
-            key=once_key(row.id, "refund_created"), occurred_at=row.created,
-        )  # fmt: skip
+        _record_refund_created(session, source, row)
     return [change_for("refund", result, source, customer_id=row.customer_id, charge_id=row.charge_id)]
 
 

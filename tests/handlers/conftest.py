@@ -14,6 +14,7 @@ from handlers.stripe.events import parse_event
 from handlers.stripe.registry import Change, handler_for
 from storage.db import session_scope
 
+
 @pytest.fixture
 def apply(engine: Engine) -> Callable[..., list[Change]]:
     def run(*events: dict[str, Any]) -> list[Change]:
