@@ -29,6 +29,7 @@ from storage.models import (
     Subscription,
     SubscriptionItem,
 )
+from storage.rows import RowSnapshot, assign, column_names, new_row, snapshot
 from storage.types import utcnow
 from storage.versioning import Version, should_replace
 
@@ -43,9 +44,7 @@ KIND: dict[type[SQLModel], str] = {
     Refund: "refund",
 }
 # Column names, read once at import (never per event).
-COLUMNS: dict[type[SQLModel], tuple[str, ...]] = {
-    model: tuple(model.__table__.columns.keys()) for model in (*KIND, SubscriptionItem)
-}
+COLUMNS: dict[type[SQLModel], tuple[str, ...]] = {model: column_names(model) for model in (*KIND, SubscriptionItem)}
 # What a row created from a deletion stub (`{"id", "object", "deleted": true}`) needs.
 TOMBSTONE_DEFAULTS: dict[type[SQLModel], dict[str, Any]] = {Invoice: {"currency": ""}}
 
@@ -54,10 +53,11 @@ TOMBSTONE_DEFAULTS: dict[type[SQLModel], dict[str, Any]] = {Invoice: {"currency"
 class Upserted(Generic[RowT]):
     row: RowT  # the stored row, whether or not this write was applied
     applied: bool
-    previous: RowT | None = None  # a detached copy of the row as it was; None when new or not applied
+    # The row as it was (same attribute names, detached); None when new or not applied.
+    previous: RowSnapshot | None = None
     reason: str | None = None  # why not applied: "duplicate" (same event) or "stale" (older)
     items: list[SubscriptionItem] = field(default_factory=list)  # subscriptions only
-    previous_items: list[SubscriptionItem] = field(default_factory=list)
+    previous_items: list[RowSnapshot] = field(default_factory=list)
 
     @property
     def created(self) -> bool:
@@ -114,15 +114,14 @@ def upsert_subscription(
     if result.previous is not None:
         query = select(SubscriptionItem).where(SubscriptionItem.subscription_id == result.row.id)
         existing = {item.id: item for item in session.exec(query)}
-        result.previous_items = [_detached(item) for item in existing.values()]
+        result.previous_items = [snapshot(item) for item in existing.values()]
     for item_values in items:
         item = existing.pop(item_values["id"], None)
         if item is None:
-            item = SubscriptionItem(**item_values, subscription_id=result.row.id)
+            item = new_row(SubscriptionItem, {**item_values, "subscription_id": result.row.id})
             session.add(item)
         else:
-            for key, value in item_values.items():
-                setattr(item, key, value)
+            assign(item, item_values)
         result.items.append(item)
     for gone in existing.values():
         session.delete(gone)
@@ -132,28 +131,16 @@ def upsert_subscription(
 def _upsert(session: Session, model: type[RowT], values: dict[str, Any], version: Version) -> Upserted[RowT]:
     row = session.get(model, values["id"], with_for_update=True)
     if row is None:
-        row = model(
-            **{**TOMBSTONE_DEFAULTS.get(model, {}), **values},
-            version_at=version.at,
-            version_event_id=version.event_id,
-        )
+        stamp = {"version_at": version.at, "version_event_id": version.event_id}
+        row = new_row(model, {**TOMBSTONE_DEFAULTS.get(model, {}), **values, **stamp})
         session.add(row)
         return Upserted(row=row, applied=True)
     if not should_replace(KIND[model], stored_version(row), version):
         duplicate = version.event_id is not None and version.event_id == row.version_event_id
         return Upserted(row=row, applied=False, reason="duplicate" if duplicate else "stale")
-    previous = _detached(row)
-    for key, value in values.items():
-        setattr(row, key, value)
-    row.version_at = version.at
-    row.version_event_id = version.event_id
-    row.updated_at = utcnow()
+    previous = snapshot(row)
+    assign(row, {**values, "version_at": version.at, "version_event_id": version.event_id, "updated_at": utcnow()})
     return Upserted(row=row, applied=True, previous=previous)
-
-
-def _detached(row: RowT) -> RowT:
-    """A copy outside the session: what the row said before this write."""
-    return type(row)(**{name: getattr(row, name) for name in COLUMNS[type(row)]})
 
 
 # --- links that are facts, not versions (basil's InvoicePayment) ------------------------

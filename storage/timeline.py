@@ -51,8 +51,9 @@ def add_timeline_entry(
         )
         .on_conflict_do_nothing(index_elements=["source_key"])
     )
-    # A Core insert (not ORM-enabled) so no RETURNING is added and rowcount is exact.
-    return session.execute(statement).rowcount == 1
+    # A Core insert on the unit of work's connection: no ORM round trip, no RETURNING
+    # (so rowcount is exact), and nothing pending needs flushing for it.
+    return session.connection().execute(statement).rowcount == 1
 
 
 def timeline_for_customer(
