@@ -103,10 +103,11 @@ def upsert_subscription(
     *,
     session: Session,
     values: dict[str, Any],
-    items: Sequence[dict[str, Any]],
+    items: Sequence[dict[str, Any]] | None,
     version: Version,
 ) -> Upserted[Subscription]:
-    """Write the subscription and, only if it was written, replace its items with `items`."""
+    """Write the subscription and, only if it was written, replace its items with `items`
+    (None: the payload did not list them; keep the stored ones)."""
     result = _upsert(session, Subscription, values, version)
     if not result.applied:
         return result
@@ -115,6 +116,9 @@ def upsert_subscription(
         query = select(SubscriptionItem).where(SubscriptionItem.subscription_id == result.row.id)
         existing = {item.id: item for item in session.exec(query)}
         result.previous_items = [snapshot(item) for item in existing.values()]
+    if items is None:
+        result.items = list(existing.values())
+        return result
     for item_values in items:
         item = existing.pop(item_values["id"], None)
         if item is None:

@@ -69,7 +69,10 @@ def apply_subscription(session: Session, obj: dict[str, Any], source: Source) ->
     return [change_for("subscription", result, source, customer_id=row.customer_id, **details)]
 
 
-def subscription_values(obj: dict[str, Any], source: Source) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+def subscription_values(
+    obj: dict[str, Any], source: Source
+) -> tuple[dict[str, Any], list[dict[str, Any]] | None]:
+    """The subscription's columns and its items (None when the payload has no `items`)."""
     subscription_id = require_id(obj)
     customer_id = expandable_id(obj.get("customer"))
     status = "canceled" if source.event_type == "customer.subscription.deleted" else obj.get("status")
@@ -77,7 +80,7 @@ def subscription_values(obj: dict[str, Any], source: Source) -> tuple[dict[str, 
         raise ConversionError("subscription has no customer or no status")
     period = shapes.subscription_period(obj)
     fallback = obj.get("currency")
-    items = [item_values(item, period, fallback) for item in shapes.item_rows(obj)]
+    items = [item_values(item, period, fallback) for item in shapes.item_rows(obj)] if "items" in obj else None
     if fallback is None and items:
         fallback = items[0]["currency"]
     cancellation = obj.get("cancellation_details") if isinstance(obj.get("cancellation_details"), dict) else {}

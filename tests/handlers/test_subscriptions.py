@@ -191,3 +191,16 @@ def test_cancellation_details_are_kept(engine, apply):
     assert (row.cancellation_reason, row.cancellation_feedback, row.cancellation_comment) == (
         "cancellation_requested", "too_expensive", "Budget cut",
     )  # fmt: skip
+
+
+def test_a_payload_without_items_keeps_the_stored_items(engine, apply):
+    line = f.item(f.price(unit_amount=3000))
+    sub = f.subscription(customer="cus_k", items=[line])
+    trimmed = {k: v for k, v in dict(sub, status="past_due").items() if k != "items"}
+    [_, change] = apply(
+        f.event("customer.subscription.created", sub, created=f.T0, api_version=f.NEW),
+        f.event("customer.subscription.updated", trimmed, created=f.T0 + 1, api_version=f.NEW),
+    )
+    assert fetch(engine, Subscription, sub["id"]).status == "past_due"
+    assert items_of(engine, sub["id"]) == {line.id: (line.price["id"], 1, 3000)}
+    assert change.details["mrr_before"] == change.details["mrr_after"] == 3000
