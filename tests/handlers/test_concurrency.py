@@ -23,13 +23,18 @@ def _apply(engine, raw):
         return handler_for(event.type)(session, event)
 
 
-def _wait_until_blocked(engine, deadline_s: float = 10.0) -> None:
+def _wait_until_blocked(engine, errors: list[BaseException], deadline_s: float = 10.0) -> None:
     query = text(
         "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND datname = current_database()"
     )
     end = time.monotonic() + deadline_s
     with engine.connect() as connection:
-        while connection.execute(query).scalar_one() == 0:
+        while True:
+            waiting = connection.execute(query).scalar_one()
+            connection.rollback()  # pg_stat_activity is a snapshot per transaction
+            if waiting:
+                return
+            assert not errors, f"the second worker failed: {errors[0]!r}"
             assert time.monotonic() < end, "the second worker never waited for the row lock"
             time.sleep(0.005)
 
@@ -46,9 +51,17 @@ def test_an_older_event_waits_for_a_newer_one_in_flight(postgres_url):
         event = parse_event(newer)
         handler_for(event.type)(session, event)
         session.flush()  # the newer version is written and its row locked, not yet committed
-        second = threading.Thread(target=lambda: results.extend(_apply(engine, older)))
+        errors: list[BaseException] = []
+
+        def run_second() -> None:
+            try:
+                results.extend(_apply(engine, older))
+            except BaseException as exc:  # reported below, with the main thread's assertion
+                errors.append(exc)
+
+        second = threading.Thread(target=run_second)
         second.start()
-        _wait_until_blocked(engine)
+        _wait_until_blocked(engine, errors)
     second.join(timeout=30)
     assert [c.applied for c in results] == [False]
     row = fetch(engine, Invoice, inv["id"])
