@@ -41,3 +41,12 @@ def test_every_handled_type_exists_in_stripes_list(reference_dir):
     lines = (reference_dir / "stripe" / "event_types.txt").read_text().splitlines()
     known = {line.split("\t")[0] for line in lines if line and not line.startswith("#")}
     assert handled_types() <= known
+
+
+def test_readme_lists_exactly_the_handled_types():
+    import re
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    section = readme.split("<!-- handled-event-types:start -->")[1].split("<!-- handled-event-types:end -->")[0]
+    assert set(re.findall(r"`([a-z_.]+)`", section)) == handled_types()
