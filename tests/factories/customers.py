@@ -53,7 +53,8 @@ def customer(
     return obj
 
 
-def product(*, id: str | None = None, name: str = "Pro") -> dict[str, Any]:
+def product(*, api_version: str = NEW, id: str | None = None, name: str = "Pro") -> dict[str, Any]:
+    """Products look the same in both shapes."""
     return {"id": id or new_id("prod"), "object": "product", "active": True, "name": name, "created": T0}
 
 
@@ -136,6 +137,7 @@ def plan(price_obj: dict[str, Any]) -> dict[str, Any]:
 
 def coupon(
     *,
+    api_version: str = NEW,
     id: str | None = None,
     percent_off: float | None = None,
     amount_off: int | None = None,

@@ -85,6 +85,7 @@ def invoice(
 
 def invoice_payment(
     *,
+    api_version: str = NEW,
     invoice: str,
     payment_intent: str | None = None,
     charge: str | None = None,
@@ -95,7 +96,9 @@ def invoice_payment(
     id: str | None = None,
     livemode: bool = False,
 ) -> dict[str, Any]:
-    """Basil's link between an invoice and what paid it."""
+    """Basil's link between an invoice and what paid it (it does not exist before basil)."""
+    if not is_basil(api_version):
+        raise ValueError(f"invoice payments do not exist in API version {api_version}")
     payment: dict[str, Any] = {"type": "payment_intent" if payment_intent else "charge"}
     if payment_intent:
         payment["payment_intent"] = payment_intent
