@@ -8,8 +8,8 @@ from typing import Any
 from sqlalchemy import Engine
 from sqlmodel import SQLModel
 
-from storage.billing import COLUMNS
-from storage.db import session_scope
+from storage.billing import COLUMNS, items_for_subscriptions
+from storage.db import read_scope, session_scope
 
 # Bookkeeping columns that differ between two stores holding the same facts.
 BOOKKEEPING = {"raw", "version_at", "version_event_id", "updated_at"}
@@ -29,3 +29,10 @@ def fetch(engine: Engine, model: type[SQLModel], object_id: str) -> Any:
     """One stored row, loaded and detached (readable after its session closed)."""
     with session_scope(engine) as session:
         return session.get(model, object_id)
+
+
+def items_of(engine: Engine, subscription_id: str) -> dict[str, tuple[Any, ...]]:
+    """A subscription's stored items as {id: (price_id, quantity, unit_amount)}."""
+    with read_scope(engine) as session:
+        found = items_for_subscriptions(session=session, subscription_ids=[subscription_id])
+        return {i.id: (i.price_id, i.quantity, i.unit_amount) for i in found[subscription_id]}

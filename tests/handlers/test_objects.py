@@ -11,10 +11,11 @@ from handlers.stripe.convert import ConversionError
 from handlers.stripe.events import parse_event
 from handlers.stripe.objects import apply_object
 from handlers.stripe.registry import handler_for
-from storage.db import session_scope
+from storage.db import read_scope, session_scope
 from storage.models import Charge, Customer, Invoice, Refund, Subscription
+from storage.timeline import timeline_for_customer
 from tests import factories as f
-from tests.handlers.support import at, fetch
+from tests.handlers.support import at, fetch, items_of
 
 FETCHED = at(f.T0 + 3600)
 
@@ -55,9 +56,6 @@ def test_an_event_created_before_the_fetch_loses_to_it(engine, apply):
 
 
 def test_backfill_of_history_writes_the_timeline_at_real_times(engine):
-    from storage.db import read_scope
-    from storage.timeline import timeline_for_customer
-
     sub = f.subscription(customer="cus_h", items=[f.item(f.price(nickname="Pro"))], status="canceled",
                          created=f.T0, canceled_at=f.T0 + 30 * f.DAY)  # fmt: skip
     backfill(engine, sub)
@@ -110,3 +108,21 @@ def test_stripes_example_objects_apply_without_error(engine, reference_dir, name
     row = fetch(engine, model, obj["id"])
     assert row.raw == obj
     assert row.version_at == datetime.fromtimestamp(1_234_567_890, UTC)
+
+
+def test_several_events_for_one_object_in_one_unit_of_work(engine):
+    """A worker may apply a batch of events in one transaction: each sees the previous."""
+    line = f.item(f.price(unit_amount=1000))
+    sub = f.subscription(customer="cus_batch", items=[line])
+    bigger = f.subscription(customer="cus_batch", id=sub["id"], items=[f.item(line.price, 5, id=line.id)])
+    events = [
+        f.event("customer.subscription.created", sub, created=f.T0, api_version=f.NEW),
+        f.event("customer.subscription.updated", bigger, created=f.T0 + 5, api_version=f.NEW),
+        f.event("customer.subscription.updated", sub, created=f.T0 + 1, api_version=f.NEW),  # late
+        f.event("customer.subscription.created", sub, created=f.T0, api_version=f.NEW),
+    ]
+    with session_scope(engine) as session:
+        changes = [c for raw in events for c in handler_for(raw["type"])(session, parse_event(raw))]
+    assert [c.applied for c in changes] == [True, True, False, False]
+    assert changes[1].details["mrr_before"] == 1000 and changes[1].details["mrr_after"] == 5000
+    assert items_of(engine, sub["id"]) == {line.id: (line.price["id"], 5, 1000)}

@@ -8,14 +8,9 @@ from sqlmodel import select
 from storage.billing import items_for_subscriptions, subscriptions_for_customer
 from storage.db import read_scope
 from storage.models import Subscription, SubscriptionItem
+from storage.timeline import timeline_for_customer
 from tests import factories as f
-from tests.handlers.support import at, fetch
-
-
-def items_of(engine, subscription_id: str) -> dict[str, tuple]:
-    with read_scope(engine) as session:
-        found = items_for_subscriptions(session=session, subscription_ids=[subscription_id])
-        return {i.id: (i.price_id, i.quantity, i.unit_amount) for i in found[subscription_id]}
+from tests.handlers.support import at, fetch, items_of
 
 
 @pytest.mark.parametrize("api_version", f.API_VERSIONS)
@@ -103,8 +98,6 @@ def test_zero_and_three_decimal_amounts_stay_integers(engine, apply, currency, u
     assert row.currency == currency
     assert items_of(engine, sub["id"]) == {sub["items"]["data"][0]["id"]: (price["id"], 1, unit_amount)}
     assert change.details["mrr_after"] == unit_amount
-    from storage.timeline import timeline_for_customer
-
     with read_scope(engine) as session:
         [entry] = timeline_for_customer(session=session, customer_id="cus_c")
         assert entry.summary == f"Subscribed to Plan ({shown}/month)"
