@@ -256,6 +256,10 @@ def get_charge(*, session: Session, charge_id: str) -> Charge | None:
 # --- queries --------------------------------------------------------------------------
 
 
+def get_invoice(*, session: Session, invoice_id: str) -> Invoice | None:
+    return session.get(Invoice, invoice_id)
+
+
 def get_customer(*, session: Session, customer_id: str) -> Customer | None:
     return session.get(Customer, customer_id)
 

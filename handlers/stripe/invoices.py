@@ -31,6 +31,7 @@ from handlers.stripe.recording import add_entry, change_for, once_key
 from handlers.stripe.registry import Change, handles
 from storage.billing import (
     Upserted,
+    get_invoice,
     link_invoice_payment,
     payment_refs_for_invoice,
     upsert_invoice,
@@ -133,7 +134,8 @@ def invoice_values(obj: dict[str, Any], source: Source) -> dict[str, Any]:
 def _fill_payment_from_invoice_payments(session: Session, invoice: Invoice) -> None:
     refs = payment_refs_for_invoice(session=session, invoice_id=invoice.id)
     if refs is not None:
-        invoice.payment_intent_id, invoice.charge_id = refs.payment_intent_id, refs.charge_id
+        invoice.payment_intent_id = refs.payment_intent_id
+        invoice.charge_id = invoice.charge_id or refs.charge_id
 
 
 def apply_invoice_payment(session: Session, obj: dict[str, Any], source: Source) -> list[Change]:
@@ -141,15 +143,18 @@ def apply_invoice_payment(session: Session, obj: dict[str, Any], source: Source)
     version = Version(at=source.at, event_id=source.event_id, state=values["status"])
     result = upsert_invoice_payment(session=session, values=values, version=version)
     row = result.row
-    changes = [change_for("invoice_payment", result, source, customer_id=None, invoice_id=row.invoice_id)]
+    linked = []
     if row.status in ("paid", "open", None):
         linked = link_invoice_payment(
             session=session, invoice_id=row.invoice_id, charge_id=row.charge_id, payment_intent_id=row.payment_intent_id
         )
-        changes += [
-            Change("charge", charge.id, charge.customer_id, True, {"linked_invoice_id": row.invoice_id})
-            for charge in linked
-        ]
+    invoice = get_invoice(session=session, invoice_id=row.invoice_id)  # already loaded when linking
+    customer_id = invoice.customer_id if invoice is not None else None
+    changes = [change_for("invoice_payment", result, source, customer_id=customer_id, invoice_id=row.invoice_id)]
+    changes += [
+        Change("charge", charge.id, charge.customer_id, True, {"linked_invoice_id": row.invoice_id})
+        for charge in linked
+    ]
     return changes
 
 
