@@ -17,6 +17,7 @@ from bot.settings import Settings
 
 COMMAND_MODULES = (
     # Each module registers one or more subcommands; keep the list sorted.
+    "bot.commands.lookup",
 )
 
 

@@ -10,6 +10,7 @@ from storage.models.billing import (
     SubscriptionItem,
 )
 from storage.models.inbox import EventStatus, StripeEvent
+from storage.models.lookup_indexes import customer_name_index  # noqa: F401
 from storage.models.timeline import TimelineEntry
 
 __all__ = [
