@@ -192,17 +192,25 @@ def queries(rng: random.Random, sample: list[dict], count: int) -> dict[str, lis
         start = rng.randint(0, len(word) - size)
         return word[start : start + size]
 
-    def typo(email: str) -> str:  # swap two different neighbouring letters of the domain
+    def swap(text: str, start: int) -> str:  # swap two different neighbouring letters
+        i = next(i for i in range(start, len(text) - 1) if text[i] != text[i + 1])
+        return f"{text[:i]}{text[i + 1]}{text[i]}{text[i + 2 :]}"
+
+    def domain_typo(email: str) -> str:
         local, _, domain = email.partition("@")
-        i = next(i for i in range(1, len(domain) - 1) if domain[i] != domain[i + 1])
-        return f"{local}@{domain[:i]}{domain[i + 1]}{domain[i]}{domain[i + 2 :]}"
+        return f"{local}@{swap(domain, 1)}"
+
+    def local_typo(email: str) -> str:
+        local, _, domain = email.partition("@")
+        return f"{swap(local, 1)}@{domain}"
 
     picks = [rng.choice(sample) for _ in range(count)]
     return {
         "email": [noisy(c["email"]) for c in picks],
         "id": [c["id"] for c in picks],
         "name part": [name_part(c["name"]) for c in picks],
-        "no match (suggestions)": [typo(c["email_normalized"]) for c in picks],
+        "no match, domain typo": [domain_typo(c["email_normalized"]) for c in picks],
+        "no match, local typo": [local_typo(c["email_normalized"]) for c in picks],
     }
 
 
