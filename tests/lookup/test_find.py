@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import pytest
+from sqlalchemy import inspect
 
 from storage.customer_summary import lookup_customers
-from storage.db import read_scope, session_scope
+from storage.db import make_engine, read_scope, session_scope
 from storage.lookup import COUNT_CAP, InvalidQuery
 from tests import store_rows as rows
 from tests.store_rows import T0
@@ -161,10 +162,6 @@ def test_no_match_suggests_close_names(engine):
 
 def test_postgres_answers_name_parts_from_trigram_indexes(postgres_url):
     """The migration gives PostgreSQL trigram indexes; without them a name part is a table scan."""
-    from sqlalchemy import inspect
-
-    from storage.db import make_engine
-
     engine = make_engine(postgres_url)
     try:
         names = {index["name"] for index in inspect(engine).get_indexes("customer")}
