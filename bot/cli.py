@@ -18,6 +18,7 @@ from bot.settings import Settings
 COMMAND_MODULES = (
     # Each module registers one or more subcommands; keep the list sorted.
     "bot.commands.events",
+    "bot.commands.lookup",
     "bot.commands.migrate",
     "bot.commands.replay",
     "bot.commands.revenue",

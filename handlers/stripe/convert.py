@@ -125,10 +125,3 @@ def flag(value: Any) -> bool:
 def integer(value: Any, default: int) -> int:
     return value if isinstance(value, int) and not isinstance(value, bool) else default
 
-
-def lowered(value: str | None) -> str | None:
-    """Emails and names are matched case-insensitively and trimmed."""
-    if value is None:
-        return None
-    folded = value.strip().lower()
-    return folded or None

@@ -14,7 +14,6 @@ from handlers.stripe.convert import (
     Source,
     expandable_id,
     flag,
-    lowered,
     optional_currency,
     require_id,
     text,
@@ -24,6 +23,7 @@ from handlers.stripe.events import StripeEvent
 from handlers.stripe.recording import change_for
 from handlers.stripe.registry import Change, handles
 from storage.billing import upsert_customer
+from storage.lookup import normalize_email, normalize_name
 from storage.versioning import Version
 
 CUSTOMER_EVENTS = ("customer.created", "customer.updated", "customer.deleted")
@@ -53,9 +53,9 @@ def customer_values(obj: dict[str, Any], source: Source, *, deleted: bool) -> di
         "livemode": source.livemode_of(obj),
         "raw": obj,
         "email": email,
-        "email_normalized": lowered(email),
+        "email_normalized": normalize_email(email),
         "name": name,
-        "name_normalized": lowered(name),
+        "name_normalized": normalize_name(name),
         "currency": optional_currency(obj.get("currency"), field="customer.currency"),
         "delinquent": flag(obj.get("delinquent")),
         "deleted": deleted,
