@@ -10,6 +10,7 @@ from storage.models.billing import (
     SubscriptionItem,
 )
 from storage.models.inbox import EventStatus, StripeEvent
+from storage.models.sync import SyncCursor, SyncStatus
 from storage.models.timeline import TimelineEntry
 
 __all__ = [
@@ -22,5 +23,7 @@ __all__ = [
     "StripeEvent",
     "Subscription",
     "SubscriptionItem",
+    "SyncCursor",
+    "SyncStatus",
     "TimelineEntry",
 ]
