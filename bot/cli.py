@@ -17,6 +17,9 @@ from bot.settings import Settings
 
 COMMAND_MODULES = (
     # Each module registers one or more subcommands; keep the list sorted.
+    "bot.commands.backfill",
+    "bot.commands.import_csv",
+    "bot.commands.reconcile",
 )
 
 

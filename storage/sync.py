@@ -24,7 +24,12 @@ def resumable(cursor: SyncCursor | None, *, since: datetime | None) -> bool:
 
 
 def start_or_resume(
-    *, session: Session, object_type: str, since: datetime | None, now: datetime, restart: bool = False
+    *,
+    session: Session,
+    object_type: str,
+    since: datetime | None,
+    now: datetime,
+    restart: bool = False,
 ) -> SyncCursor:
     """The cursor this run continues from: the unfinished one, or a fresh one."""
     cursor = get_cursor(session=session, object_type=object_type)
@@ -76,7 +81,9 @@ def finish(*, session: Session, object_type: str, now: datetime) -> SyncCursor:
     return cursor
 
 
-def mark_failed(*, session: Session, object_type: str, error: str, now: datetime) -> SyncCursor | None:
+def mark_failed(
+    *, session: Session, object_type: str, error: str, now: datetime
+) -> SyncCursor | None:
     cursor = get_cursor(session=session, object_type=object_type)
     if cursor is None:
         return None

@@ -53,7 +53,12 @@ CONVERSION_ERRORS = (ValueError, KeyError, TypeError, LookupError)
 
 class ApplyObject(Protocol):
     def __call__(
-        self, session: Session, obj: dict[str, Any], *, version_at: datetime, source_event_id: str | None = None
+        self,
+        session: Session,
+        obj: dict[str, Any],
+        *,
+        version_at: datetime,
+        source_event_id: str | None = None,
     ) -> list[Change]: ...
 
 
@@ -89,7 +94,13 @@ class Progress:
     @classmethod
     def of(cls, cursor: SyncCursor, *, done: bool, resumed_from: str | None) -> Progress:
         return cls(
-            cursor.object_type, cursor.pages, cursor.fetched, cursor.applied, cursor.skipped, done, resumed_from
+            cursor.object_type,
+            cursor.pages,
+            cursor.fetched,
+            cursor.applied,
+            cursor.skipped,
+            done,
+            resumed_from,
         )
 
 
@@ -97,7 +108,9 @@ def parse_only(value: str | Iterable[str] | None) -> tuple[str, ...]:
     """`"customers,invoices"` -> ("customers", "invoices"), in backfill order."""
     if value is None:
         return OBJECT_TYPES
-    names = [part.strip().lower() for part in (value.split(",") if isinstance(value, str) else value)]
+    names = [
+        part.strip().lower() for part in (value.split(",") if isinstance(value, str) else value)
+    ]
     names = [name for name in names if name]
     unknown = [name for name in names if name not in LIST_PARAMS]
     if unknown or not names:
@@ -132,13 +145,21 @@ class Backfill:
     _apply: ApplyObject | None = field(default=None, init=False, repr=False)
 
     def run(
-        self, *, only: Iterable[str] = OBJECT_TYPES, since: datetime | None = None, restart: bool = False
+        self,
+        *,
+        only: Iterable[str] = OBJECT_TYPES,
+        since: datetime | None = None,
+        restart: bool = False,
     ) -> list[Progress]:
         """Backfill each type in turn; raises `BackfillInterrupted` where Stripe gave up."""
         self._apply = self.apply_object or default_apply_object()
-        return [self.run_type(name, since=since, restart=restart) for name in parse_only(list(only))]
+        return [
+            self.run_type(name, since=since, restart=restart) for name in parse_only(list(only))
+        ]
 
-    def run_type(self, name: str, *, since: datetime | None = None, restart: bool = False) -> Progress:
+    def run_type(
+        self, name: str, *, since: datetime | None = None, restart: bool = False
+    ) -> Progress:
         if self._apply is None:
             self._apply = self.apply_object or default_apply_object()
         with session_scope(self.engine) as session:
@@ -146,7 +167,9 @@ class Backfill:
                 session=session, object_type=name, since=since, now=self.now(), restart=restart
             )
             resumed_from = cursor.starting_after
-        logger.info("backfill.type.started", extra={"object_type": name, "resumed_from": resumed_from})
+        logger.info(
+            "backfill.type.started", extra={"object_type": name, "resumed_from": resumed_from}
+        )
         service = getattr(self.client.v1, name)
         params = self._params(name, since=since, starting_after=resumed_from)
         try:
@@ -160,7 +183,9 @@ class Backfill:
             raise self._interrupted(name, exc) from exc
         return self._finish(name, resumed_from)
 
-    def _params(self, name: str, *, since: datetime | None, starting_after: str | None) -> dict[str, Any]:
+    def _params(
+        self, name: str, *, since: datetime | None, starting_after: str | None
+    ) -> dict[str, Any]:
         params: dict[str, Any] = {"limit": self.page_size, **LIST_PARAMS[name]}
         if since is not None:
             params["created"] = {"gte": int(since.timestamp())}
@@ -178,7 +203,9 @@ class Backfill:
         page = self.pacer.call(timed)
         return page, started[0]
 
-    def _store_page(self, name: str, page: Any, started: datetime, resumed_from: str | None) -> Progress:
+    def _store_page(
+        self, name: str, page: Any, started: datetime, resumed_from: str | None
+    ) -> Progress:
         # The body exactly as Stripe sent it: plain dicts, no client-side conversions.
         objects: list[dict[str, Any]] = json.loads(page.last_response.body)["data"]
         version_at = version_for_read(started)
@@ -213,7 +240,11 @@ class Backfill:
                 skipped += 1
                 logger.warning(
                     "backfill.object.skipped",
-                    extra={"object_type": name, "object_id": obj.get("id"), "error": type(exc).__name__},
+                    extra={
+                        "object_type": name,
+                        "object_id": obj.get("id"),
+                        "error": type(exc).__name__,
+                    },
                 )
                 continue
             applied += any(change.applied for change in changes)
@@ -223,7 +254,9 @@ class Backfill:
         with session_scope(self.engine) as session:
             cursor = cursors.finish(session=session, object_type=name, now=self.now())
             progress = Progress.of(cursor, done=True, resumed_from=resumed_from)
-        logger.info("backfill.type.finished", extra={"object_type": name, "fetched": progress.fetched})
+        logger.info(
+            "backfill.type.finished", extra={"object_type": name, "fetched": progress.fetched}
+        )
         if self.on_progress:
             self.on_progress(progress)
         return progress
@@ -231,7 +264,9 @@ class Backfill:
     def _interrupted(self, name: str, exc: stripe.StripeError) -> BackfillInterrupted:
         cause = _describe(exc)
         with session_scope(self.engine) as session:
-            cursor = cursors.mark_failed(session=session, object_type=name, error=cause, now=self.now())
+            cursor = cursors.mark_failed(
+                session=session, object_type=name, error=cause, now=self.now()
+            )
             starting_after = cursor.starting_after if cursor else None
         logger.error("backfill.type.interrupted", extra={"object_type": name, "error": cause})
         return BackfillInterrupted(name, starting_after, cause)

@@ -61,7 +61,9 @@ class Faults:
 class StripeStandIn:
     api_key: str = "sk_test_billbot_standin"
     clock: Callable[[], float] = field(default=lambda: 0.0)
-    objects: dict[str, list[dict[str, Any]]] = field(default_factory=lambda: {r: [] for r in RESOURCES})
+    objects: dict[str, list[dict[str, Any]]] = field(
+        default_factory=lambda: {r: [] for r in RESOURCES}
+    )
     requests: list[RecordedRequest] = field(default_factory=list)
     faults: Faults = field(default_factory=Faults)
 
@@ -79,7 +81,9 @@ class StripeStandIn:
             items = self.objects[resource]
             self.objects[resource] = [obj if o["id"] == obj["id"] else o for o in items]
 
-    def rate_limit(self, *, every: int, retry_after: str | None = None, should_retry: str | None = None) -> None:
+    def rate_limit(
+        self, *, every: int, retry_after: str | None = None, should_retry: str | None = None
+    ) -> None:
         self.faults.rate_limit_every, self.faults.retry_after = every, retry_after
         self.faults.should_retry = should_retry
 
@@ -93,7 +97,9 @@ class StripeStandIn:
         handler = type("Handler", (_Handler,), {"stand_in": self})
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
         self._server.daemon_threads = True
-        threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True).start()
+        threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
+        ).start()
         return self
 
     def stop(self) -> None:
@@ -115,15 +121,23 @@ class StripeStandIn:
 
     def served(self, resource: str | None = None) -> list[RecordedRequest]:
         """Requests answered with 200, optionally for one resource."""
-        return [r for r in self.requests if r.status == 200 and (resource is None or r.resource == resource)]
+        return [
+            r
+            for r in self.requests
+            if r.status == 200 and (resource is None or r.resource == resource)
+        ]
 
     # -- answering ---------------------------------------------------------------------
-    def answer(self, method: str, target: str, authorization: str | None) -> tuple[int, dict[str, str], Any]:
+    def answer(
+        self, method: str, target: str, authorization: str | None
+    ) -> tuple[int, dict[str, str], Any]:
         parts = urlsplit(target)
         query = {k: v[-1] for k, v in parse_qs(parts.query, keep_blank_values=True).items()}
         with self._lock:
             number = len(self.requests) + 1
-            request = RecordedRequest(number, method, parts.path, query, authorization, self.clock())
+            request = RecordedRequest(
+                number, method, parts.path, query, authorization, self.clock()
+            )
             status, headers, body = self._decide(request)
             self.requests.append(_with_status(request, status))
         return status, headers, body
@@ -133,7 +147,11 @@ class StripeStandIn:
             return 401, {}, _error("invalid_request_error", "Invalid API Key provided")
         faults = self.faults
         if faults.fail_from is not None and request.number >= faults.fail_from:
-            return (0, {}, None) if faults.fail_kind == "drop" else (500, {}, _error("api_error", "Internal error"))
+            return (
+                (0, {}, None)
+                if faults.fail_kind == "drop"
+                else (500, {}, _error("api_error", "Internal error"))
+            )
         if faults.rate_limit_every and request.number % faults.rate_limit_every == 0:
             headers = {}
             if faults.retry_after is not None:
@@ -149,7 +167,11 @@ class StripeStandIn:
     def _read(self, request: RecordedRequest) -> tuple[int, dict[str, str], Any]:
         segments = request.path.strip("/").split("/")
         if len(segments) < 2 or segments[0] != "v1" or segments[1] not in RESOURCES:
-            return 404, {}, _error("invalid_request_error", f"Unrecognized request URL (GET: {request.path})")
+            return (
+                404,
+                {},
+                _error("invalid_request_error", f"Unrecognized request URL (GET: {request.path})"),
+            )
         resource = segments[1]
         if len(segments) == 3:
             found = [o for o in self.objects[resource] if o["id"] == segments[2]]
@@ -166,7 +188,11 @@ class StripeStandIn:
         except ValueError:
             limit = 0
         if not 1 <= limit <= 100:
-            return 400, {}, _error("invalid_request_error", "limit must be between 1 and 100", param="limit")
+            return (
+                400,
+                {},
+                _error("invalid_request_error", "limit must be between 1 and 100", param="limit"),
+            )
         items = sorted(
             (o for o in self.objects[resource] if _matches(resource, o, query)),
             key=lambda o: (o["created"], o["id"]),
@@ -179,13 +205,23 @@ class StripeStandIn:
                 message = f"No such {OBJECT_NAMES[resource]}: '{after}'"
                 return 400, {}, _error("invalid_request_error", message, param="starting_after")
             items = items[ids.index(after) + 1 :]
-        body = {"object": "list", "data": items[:limit], "has_more": len(items) > limit, "url": f"/v1/{resource}"}
+        body = {
+            "object": "list",
+            "data": items[:limit],
+            "has_more": len(items) > limit,
+            "url": f"/v1/{resource}",
+        }
         return 200, {}, body
 
 
 def _matches(resource: str, obj: dict[str, Any], query: dict[str, str]) -> bool:
     created = obj["created"]
-    bounds = {"gte": created.__ge__, "gt": created.__gt__, "lte": created.__le__, "lt": created.__lt__}
+    bounds = {
+        "gte": created.__ge__,
+        "gt": created.__gt__,
+        "lte": created.__le__,
+        "lt": created.__lt__,
+    }
     for op, check in bounds.items():
         value = query.get(f"created[{op}]")
         if value is not None and not check(int(value)):
@@ -199,7 +235,9 @@ def _matches(resource: str, obj: dict[str, Any], query: dict[str, str]) -> bool:
     if "customer" in query and obj.get("customer") != query["customer"]:
         return False
     if resource == "events":
-        wanted = [v for k, v in query.items() if k.startswith("types[")] or ([query["type"]] if "type" in query else [])
+        wanted = [v for k, v in query.items() if k.startswith("types[")] or (
+            [query["type"]] if "type" in query else []
+        )
         if wanted and not any(_type_matches(obj["type"], pattern) for pattern in wanted):
             return False
     return True
@@ -209,7 +247,9 @@ def _type_matches(event_type: str, pattern: str) -> bool:
     return event_type.startswith(pattern[:-1]) if pattern.endswith("*") else event_type == pattern
 
 
-def _error(kind: str, message: str, *, code: str | None = None, param: str | None = None) -> dict[str, Any]:
+def _error(
+    kind: str, message: str, *, code: str | None = None, param: str | None = None
+) -> dict[str, Any]:
     error: dict[str, Any] = {"type": kind, "message": message}
     if code:
         error["code"] = code
@@ -220,13 +260,22 @@ def _error(kind: str, message: str, *, code: str | None = None, param: str | Non
 
 def _with_status(request: RecordedRequest, status: int) -> RecordedRequest:
     return RecordedRequest(
-        request.number, request.method, request.path, request.query, request.authorization, request.at, status
+        request.number,
+        request.method,
+        request.path,
+        request.query,
+        request.authorization,
+        request.at,
+        status,
     )
 
 
 class _Handler(BaseHTTPRequestHandler):
     stand_in: StripeStandIn
     protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = (
+        True  # headers and body go out in two writes; do not wait between them
+    )
 
     def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
         self._respond("GET")
@@ -236,7 +285,9 @@ class _Handler(BaseHTTPRequestHandler):
         self._respond("POST")
 
     def _respond(self, method: str) -> None:
-        status, headers, body = self.stand_in.answer(method, self.path, self.headers.get("Authorization"))
+        status, headers, body = self.stand_in.answer(
+            method, self.path, self.headers.get("Authorization")
+        )
         if status == 0:  # drop the connection without an answer
             self.close_connection = True
             self.connection.shutdown(socket.SHUT_RDWR)

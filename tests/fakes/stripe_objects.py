@@ -13,7 +13,9 @@ from typing import Any
 EPOCH = int(datetime(2024, 1, 1, tzinfo=UTC).timestamp())
 
 
-def customer(n: int, *, created: int, email: str | None = None, name: str | None = None) -> dict[str, Any]:
+def customer(
+    n: int, *, created: int, email: str | None = None, name: str | None = None
+) -> dict[str, Any]:
     return {
         "id": f"cus_{n:08d}",
         "object": "customer",
@@ -44,7 +46,12 @@ def price(*, unit_amount: int, currency: str = "usd", interval: str = "month") -
         "livemode": False,
         "nickname": None,
         "product": "prod_billbot",
-        "recurring": {"interval": interval, "interval_count": 1, "usage_type": "licensed", "meter": None},
+        "recurring": {
+            "interval": interval,
+            "interval_count": 1,
+            "usage_type": "licensed",
+            "meter": None,
+        },
         "tiers_mode": None,
         "type": "recurring",
         "unit_amount": unit_amount,
@@ -92,7 +99,12 @@ def subscription(
         "customer": customer_id,
         "discounts": [],
         "ended_at": canceled_at,
-        "items": {"object": "list", "data": [item], "has_more": False, "url": f"/v1/subscription_items?subscription={sub_id}"},
+        "items": {
+            "object": "list",
+            "data": [item],
+            "has_more": False,
+            "url": f"/v1/subscription_items?subscription={sub_id}",
+        },
         "latest_invoice": None,
         "livemode": False,
         "metadata": {},
@@ -116,7 +128,10 @@ def invoice(
     paid = amount_due if status == "paid" else 0
     parent = None
     if subscription_id:
-        parent = {"type": "subscription_details", "subscription_details": {"subscription": subscription_id}}
+        parent = {
+            "type": "subscription_details",
+            "subscription_details": {"subscription": subscription_id},
+        }
     return {
         "id": f"in_{n:08d}",
         "object": "invoice",
@@ -144,7 +159,9 @@ def invoice(
     }
 
 
-def charge(n: int, *, customer_id: str, created: int, amount: int = 2000, refunded: int = 0) -> dict[str, Any]:
+def charge(
+    n: int, *, customer_id: str, created: int, amount: int = 2000, refunded: int = 0
+) -> dict[str, Any]:
     return {
         "id": f"ch_{n:08d}",
         "object": "charge",

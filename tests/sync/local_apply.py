@@ -27,7 +27,12 @@ class LocalApply:
         self.refuse: set[str] = set()  # ids that fail conversion (ValueError)
 
     def __call__(
-        self, session: Session, obj: dict[str, Any], *, version_at: datetime, source_event_id: str | None = None
+        self,
+        session: Session,
+        obj: dict[str, Any],
+        *,
+        version_at: datetime,
+        source_event_id: str | None = None,
     ) -> list[Change]:
         kind, object_id = obj["object"], obj["id"]
         if object_id in self.refuse:
@@ -38,7 +43,11 @@ class LocalApply:
             return [Change(kind, object_id, obj.get("customer"), applied=True)]
         stored = session.get(model, object_id)
         incoming = Version(version_at, source_event_id, _state(kind, obj))
-        old = Version(stored.version_at, stored.version_event_id, _state(kind, stored.raw)) if stored else None
+        old = (
+            Version(stored.version_at, stored.version_event_id, _state(kind, stored.raw))
+            if stored
+            else None
+        )
         customer_id = object_id if kind == "customer" else obj.get("customer")
         if not should_replace(kind, old, incoming):
             return [Change(kind, object_id, customer_id, applied=False)]
@@ -58,7 +67,11 @@ def _state(kind: str, obj: dict[str, Any]) -> str | None:
 
 def _required(kind: str, obj: dict[str, Any]) -> dict[str, Any]:
     if kind == "subscription":
-        return {"customer_id": obj["customer"], "status": obj["status"], "currency": obj["currency"]}
+        return {
+            "customer_id": obj["customer"],
+            "status": obj["status"],
+            "currency": obj["currency"],
+        }
     if kind == "invoice":
         return {"currency": obj["currency"]}
     return {}
@@ -66,7 +79,15 @@ def _required(kind: str, obj: dict[str, Any]) -> dict[str, Any]:
 
 def _columns(kind: str, obj: dict[str, Any]) -> dict[str, Any]:
     if kind == "customer":
-        return {"email": obj.get("email"), "name": obj.get("name"), "created": from_unix(obj.get("created"))}
+        return {
+            "email": obj.get("email"),
+            "name": obj.get("name"),
+            "created": from_unix(obj.get("created")),
+        }
     if kind == "subscription":
         return {"status": obj["status"], "canceled_at": from_unix(obj.get("canceled_at"))}
-    return {"status": obj.get("status"), "amount_paid": obj.get("amount_paid") or 0, "customer_id": obj.get("customer")}
+    return {
+        "status": obj.get("status"),
+        "amount_paid": obj.get("amount_paid") or 0,
+        "customer_id": obj.get("customer"),
+    }
