@@ -21,25 +21,23 @@ import csv
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from decimal import Decimal, InvalidOperation
 from typing import IO, Any
 
 from sqlalchemy import Engine
 
 from handlers.sync.backfill import AfterObject, ApplyObject, default_apply_object
+from handlers.sync.csv_cells import (
+    CsvImportError,
+    parse_amount,
+    parse_bool,
+    parse_currency,
+    parse_int,
+    parse_time,
+)
 from storage.db import session_scope
-from storage.money import exponent
 
 KINDS = ("customers", "subscriptions", "invoices")
 MAX_ERRORS = 20
-DATE_FORMATS = (
-    "%m/%d/%Y %H:%M:%S",
-    "%m/%d/%Y %H:%M",
-    "%m/%d/%Y",
-    "%Y/%m/%d %H:%M:%S",
-    "%Y/%m/%d %H:%M",
-    "%Y/%m/%d",
-)
 
 # field -> accepted column names (first is the Dashboard's); a leading "*" marks a required field.
 COLUMNS: dict[str, dict[str, tuple[str, ...]]] = {
@@ -93,10 +91,6 @@ COLUMNS: dict[str, dict[str, tuple[str, ...]]] = {
         "billing_reason": ("Billing Reason",),
     },
 }
-
-
-class CsvImportError(ValueError):
-    """The file is not an export billbot can read; nothing was imported."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -174,62 +168,6 @@ def label(kind: str, field: str) -> str:
     return names[0]
 
 
-# -- cell parsers ---------------------------------------------------------------------------
-def parse_time(value: str, column: str) -> int | None:
-    if not value:
-        return None
-    try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        parsed = next((p for p in (_strptime(value, f) for f in DATE_FORMATS) if p), None)
-    if parsed is None:
-        raise CsvImportError(f"{column}: {value!r} is not a date (use 2024-01-31 12:00 in UTC)")
-    return int((parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)).timestamp())
-
-
-def _strptime(value: str, pattern: str) -> datetime | None:
-    try:
-        return datetime.strptime(value, pattern)
-    except ValueError:
-        return None
-
-
-def parse_amount(value: str, currency: str, column: str) -> int | None:
-    """ "1,234.50" usd -> 123450; "5000" jpy -> 5000. Refuses fractions the currency lacks."""
-    if not value:
-        return None
-    try:
-        major = Decimal(value.replace(",", "").replace(" ", ""))
-    except InvalidOperation:
-        raise CsvImportError(f"{column}: {value!r} is not an amount") from None
-    minor = major.scaleb(exponent(currency))
-    if minor != minor.to_integral_value():
-        raise CsvImportError(
-            f"{column}: {value!r} has more decimals than {currency.upper()} allows"
-        )
-    return int(minor)
-
-
-def parse_int(value: str, column: str, default: int) -> int:
-    if not value:
-        return default
-    try:
-        return int(value)
-    except ValueError:
-        raise CsvImportError(f"{column}: {value!r} is not a whole number") from None
-
-
-def parse_bool(value: str) -> bool:
-    return value.strip().lower() in ("true", "yes", "1", "t")
-
-
-def _currency(fields: dict[str, str]) -> str:
-    currency = fields.get("currency", "").lower()
-    if currency and (len(currency) != 3 or not currency.isalpha()):
-        raise CsvImportError(f"Currency: {fields['currency']!r} is not a currency code")
-    return currency
-
-
 # -- row builders ---------------------------------------------------------------------------
 SUBSCRIPTION_STATUSES = frozenset(
     [
@@ -271,14 +209,14 @@ def build_customer(f: dict[str, str]) -> dict[str, Any]:
         "name": f.get("name") or None,
         "description": f.get("description") or None,
         "created": parse_time(f.get("created", ""), label("customers", "created")),
-        "currency": _currency(f) or None,
+        "currency": parse_currency(f) or None,
         "delinquent": parse_bool(f.get("delinquent", "")),
         "metadata": {},
     }
 
 
 def build_subscription(f: dict[str, str]) -> dict[str, Any]:
-    currency = _currency(f)
+    currency = parse_currency(f)
     times = {key: parse_time(f.get(key, ""), label("subscriptions", key)) for key in _SUB_TIMES}
     unit_amount = parse_amount(f.get("amount", ""), currency, "Amount")
     price = {
@@ -328,7 +266,7 @@ def build_subscription(f: dict[str, str]) -> dict[str, Any]:
 
 
 def build_invoice(f: dict[str, str]) -> dict[str, Any]:
-    currency = _currency(f)
+    currency = parse_currency(f)
     amounts = {
         key: parse_amount(f.get(key, ""), currency, label("invoices", key))
         for key in ("amount_due", "amount_paid", "amount_remaining", "total")
