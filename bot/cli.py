@@ -17,9 +17,12 @@ from bot.settings import Settings
 
 COMMAND_MODULES = (
     # Each module registers one or more subcommands; keep the list sorted.
+    "bot.commands.backfill",
     "bot.commands.events",
+    "bot.commands.import_csv",
     "bot.commands.lookup",
     "bot.commands.migrate",
+    "bot.commands.reconcile",
     "bot.commands.replay",
     "bot.commands.revenue",
     "bot.commands.serve",
