@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, timedelta
 
-from handlers.jobs.reconcile import NOT_INSTALLED, run_reconcile
 from handlers.jobs.trial_reminders import send_trial_reminders
 from handlers.slack.job_blocks import MAX_ENTRIES, NudgeEntry, nudge_message
 from tests.jobs.conftest import NOW, add_trial, job_settings, outbox
@@ -32,11 +31,3 @@ def test_nudge_lists_the_most_overdue_first_and_stays_under_the_limit():
         == f"…and {59 - MAX_ENTRIES} more, not shown here."
     )
     assert "59 follow-up tasks" in message["text"]
-
-
-def test_reconcile_slot_reports_a_build_without_the_reconciler(sqlite_engine):
-    settings = job_settings(stripe_api_key="sk_test_123")
-    result = run_reconcile(
-        engine=sqlite_engine, settings=settings, now=datetime(2026, 3, 27, tzinfo=UTC)
-    )
-    assert result.notes == [NOT_INSTALLED]

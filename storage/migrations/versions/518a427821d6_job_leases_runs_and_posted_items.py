@@ -1,7 +1,7 @@
 """job leases, runs and posted items
 
 Revision ID: 518a427821d6
-Revises: 58f45b94e1d3
+Revises: 45ec12261e83
 Create Date: 2026-11-28 06:27:13.255552
 """
 
@@ -16,7 +16,7 @@ import storage.types
 from sqlalchemy.dialects import postgresql
 
 revision: str = '518a427821d6'
-down_revision: str | None = '58f45b94e1d3'
+down_revision: str | None = '45ec12261e83'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
