@@ -22,7 +22,6 @@ from sqlmodel import Session
 from bot.settings import Settings
 from handlers.revenue.blocks import chart_alt_text, revenue_summary_blocks
 from handlers.revenue.chart import mrr_chart_png
-from handlers.revenue.fx import FxRatesError
 from handlers.revenue.report import (
     InvalidPeriod,
     MrrSeries,
@@ -57,16 +56,14 @@ def period_of(text: str | None, *, now: datetime) -> str | None:
 def revenue_figures(
     session: Session, *, period: str | None, now: datetime, settings: Settings
 ) -> tuple[RevenueReport, MrrSeries]:
-    """The report and the twelve month-ends that end with it."""
-    try:
-        report = revenue_report(session, period=period, now=now, settings=settings)
-        if not report.complete:
-            return report, mrr_series(session, now=now, settings=settings)
-        # A whole month ends at the next month's first instant, which mrr_series also counts
-        # as a month end: ask for one month more and drop the repeated last point.
-        series = mrr_series(session, now=report.end, settings=settings, months=13)
-    except FxRatesError as exc:
-        raise UserFacingError(str(exc)) from exc
+    """The report and the twelve month-ends that end with it. An unreadable FX_RATES_FILE is
+    an operator's problem, not the asker's: it takes the unexpected-error path."""
+    report = revenue_report(session, period=period, now=now, settings=settings)
+    if not report.complete:
+        return report, mrr_series(session, now=now, settings=settings)
+    # A whole month ends at the next month's first instant, which mrr_series also counts
+    # as a month end: ask for one month more and drop the repeated last point.
+    series = mrr_series(session, now=report.end, settings=settings, months=13)
     return report, MrrSeries(series.currency, series.points[:-1], series.excluded_currencies)
 
 
@@ -81,16 +78,23 @@ def chart_png(report: RevenueReport, series: MrrSeries) -> bytes:
 def register(app: App, deps: SlackDeps) -> None:
     policy = AccessPolicy.from_settings(deps.settings)
 
-    def acknowledge(ack: Ack, body: dict[str, Any]) -> None:
+    def refusal(body: dict[str, Any]) -> str | None:
+        """Why billbot will not answer this one (a bad period, a channel it may not post
+        in), decided without the database; None when it will."""
         try:
             period_of(body.get("text"), now=deps.clock())
         except UserFacingError as error:
-            return ack(text=str(error))
+            return str(error)
         if not policy.may_post_in(body.get("channel_id")):
-            return ack(text=words.POST_NOT_HERE.format(channels=policy.channel_list()))
-        ack()
+            return words.POST_NOT_HERE.format(channels=policy.channel_list())
+        return None
+
+    def acknowledge(ack: Ack, body: dict[str, Any]) -> None:
+        ack(text=refusal(body) or "")
 
     def answer(body: dict[str, Any], client: WebClient, respond: Respond) -> None:
+        if refusal(body) is not None:
+            return  # the acknowledgement said why
         reply = Reply.to(body, client, respond)
         with answering(reply, what="revenue"):
             now = deps.clock()
