@@ -6,10 +6,13 @@ settings it is given (tests pass their own engine), binds dependencies to the en
 when it registers them, and returns the app; uvicorn (or a test client) runs its lifespan,
 which starts the services in order and stops them in reverse.
 
-Where later parts join (keep this the one place that wires them):
-- routes: Slack's `POST /slack/events` (the Bolt request handler) goes into `_routes`;
-- services: the Slack sender and the APScheduler go into `_services`, after the worker;
-- reactions: alerts and the MRR ledger are passed to the worker as `reactions`.
+How the parts join (keep this the one place that wires them):
+- routes: `/healthz`, `/stripe/webhook`, and Slack's `POST /slack/events` when Slack is
+  configured (commands, buttons, modals, App Home; verified by Bolt);
+- services: the inbox writer, the worker, the Slack sender (console mode without a token),
+  Socket Mode when SLACK_APP_TOKEN is set;
+- reactions: the MRR ledger and alerts (`bot.services.standard_reactions`) run in the
+  worker's transaction unless a caller passes its own.
 `extra_routes` / `extra_services` let a caller (a test, a deployment) add its own.
 """
 
@@ -21,13 +24,17 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from slack_bolt import App
 from sqlalchemy import Engine
 from starlette.applications import Starlette
 from starlette.routing import BaseRoute, Route
 
 from bot.health import Health
 from bot.inbox_writer import InboxWriter
+from bot.sender import run_sender
+from bot.services import ThreadService, standard_reactions
 from bot.settings import Settings
+from bot.slack_app import create_bolt_app, slack_route, start_socket_mode
 from bot.webhook import StripeWebhook
 from bot.worker import Worker
 from handlers.stripe.registry import Reaction
@@ -55,18 +62,21 @@ class AppParts:
     writer: InboxWriter
     worker: Worker | None
     services: list[Service] = field(default_factory=list)
+    bolt_app: App | None = None
 
 
 def create_app(
     settings: Settings,
     *,
     engine: Engine | None = None,
-    reactions: Sequence[Reaction] = (),
+    reactions: Sequence[Reaction] | None = None,
     extra_routes: Sequence[BaseRoute] = (),
     extra_services: Sequence[Service] = (),
 ) -> Starlette:
     owns_engine = engine is None
     engine = engine if engine is not None else make_engine(settings.database_url)
+    if reactions is None:
+        reactions = standard_reactions(settings)
     worker = (
         Worker.from_settings(settings, engine=engine, reactions=reactions)
         if settings.worker_embedded
@@ -74,6 +84,8 @@ def create_app(
     )
     writer = InboxWriter(engine, on_commit=worker.wake if worker else None)
     parts = AppParts(settings=settings, engine=engine, writer=writer, worker=worker)
+    if settings.slack_enabled and settings.slack_signing_secret is not None:
+        parts.bolt_app = create_bolt_app(settings, engine=engine)
     parts.services = [*_services(parts), *extra_services]
     app = Starlette(
         routes=[*_routes(parts), *extra_routes],
@@ -86,19 +98,40 @@ def create_app(
 def _routes(parts: AppParts) -> list[BaseRoute]:
     webhook = StripeWebhook(settings=parts.settings, writer=parts.writer)
     health = Health(engine=parts.engine)
-    return [
+    routes: list[BaseRoute] = [
         Route("/healthz", health.handle, methods=["GET"]),
         Route("/stripe/webhook", webhook, methods=["POST"]),
-        # Slack (issue 3): Route("/slack/events", <Bolt handler>.handle, methods=["POST"]),
     ]
+    if parts.bolt_app is not None:
+        routes.append(slack_route(parts.bolt_app))
+    return routes
 
 
 def _services(parts: AppParts) -> list[Service]:
     services: list[Service] = [parts.writer]
     if parts.worker is not None:
         services.append(parts.worker)
-    # The Slack sender (issue 3) and the scheduler (issue 6) join here.
+    settings, engine = parts.settings, parts.engine
+    services.append(
+        ThreadService("sender", lambda stop: run_sender(settings, engine=engine, stop=stop))
+    )
+    if parts.bolt_app is not None and settings.slack_app_token is not None:
+        services.append(_SocketMode(parts.bolt_app, settings))
     return services
+
+
+class _SocketMode:
+    name = "socket-mode"
+
+    def __init__(self, bolt_app: App, settings: Settings) -> None:
+        self.bolt_app, self.settings, self.handler = bolt_app, settings, None
+
+    def start(self) -> None:
+        self.handler = start_socket_mode(self.bolt_app, self.settings)
+
+    def stop(self) -> None:
+        if self.handler is not None:
+            self.handler.close()
 
 
 def _announce(settings: Settings) -> None:

@@ -8,17 +8,21 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import logging
 import sys
 
 from pydantic import ValidationError
 
+from bot.logs import configure_logging
 from bot.settings import Settings
 
 COMMAND_MODULES = (
     # Each module registers one or more subcommands; keep the list sorted.
+    "bot.commands.backfill",
     "bot.commands.events",
+    "bot.commands.import_csv",
+    "bot.commands.lookup",
     "bot.commands.migrate",
+    "bot.commands.reconcile",
     "bot.commands.replay",
     "bot.commands.revenue",
     "bot.commands.serve",
@@ -48,11 +52,7 @@ def load_settings() -> Settings:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     settings = load_settings()
-    logging.basicConfig(
-        level=settings.log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s %(message)s",
-        stream=sys.stderr,
-    )
+    configure_logging(settings.log_level)
     return int(args.handler(args, settings) or 0)
 
 

@@ -22,6 +22,7 @@ from pathlib import Path
 from sqlalchemy import Engine
 
 from bot.commands.migrate import migrate_or_explain
+from bot.services import standard_reactions
 from bot.settings import Settings
 from bot.webhook import inbox_event
 from bot.worker import Worker
@@ -138,7 +139,9 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         for path in args.files:
             status = max(status, _replay_one(path, engine=engine, settings=settings))
         if not args.no_apply:
-            result = Worker.from_settings(settings, engine=engine).drain()
+            result = Worker.from_settings(
+                settings, engine=engine, reactions=standard_reactions(settings)
+            ).drain()
             print(
                 f"applied {result.applied}, ignored {result.ignored}, "
                 f"retrying {result.retrying}, dead {result.dead}"

@@ -9,6 +9,7 @@ import logging
 import signal
 
 from bot.commands.migrate import migrate_or_explain
+from bot.services import standard_reactions
 from bot.settings import Settings
 from bot.worker import Worker
 from storage.db import make_engine
@@ -29,7 +30,9 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     try:
         if not migrate_or_explain(engine):
             return 1
-        worker = Worker.from_settings(settings, engine=engine)
+        worker = Worker.from_settings(
+            settings, engine=engine, reactions=standard_reactions(settings)
+        )
         if args.drain:
             result = worker.drain()
             print(

@@ -60,7 +60,10 @@ def handled_types() -> frozenset[str]:
 
 def _load_handlers() -> None:
     # Importing the modules runs their @handles decorators. Done lazily, once.
-    import handlers.stripe.objects  # noqa: F401
+    import handlers.stripe.charges  # noqa: F401
+    import handlers.stripe.customers  # noqa: F401
+    import handlers.stripe.invoices  # noqa: F401
+    import handlers.stripe.subscriptions  # noqa: F401
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,7 +12,9 @@ from storage.models.billing import (
 )
 from storage.models.inbox import EventStatus, StripeEvent
 from storage.models.ledger import CustomerMrr, MovementKind, MrrMovement
+from storage.models.lookup_indexes import customer_name_index  # noqa: F401
 from storage.models.outbox import Operation, OutboxMessage, OutboxStatus
+from storage.models.sync import SyncCursor, SyncStatus
 from storage.models.tasks import Task, TaskAction, TaskAudit, TaskStatus
 from storage.models.timeline import TimelineEntry
 
@@ -39,5 +41,7 @@ __all__ = [
     "StripeEvent",
     "Subscription",
     "SubscriptionItem",
+    "SyncCursor",
+    "SyncStatus",
     "TimelineEntry",
 ]

@@ -1,0 +1,37 @@
+"""Logs are events: `logger.info("stripe.event.applied", extra={"event_id": ...})`.
+
+The formatter prints the event name and then every `extra` field as `key=value`, so ids
+reach the log without string formatting at each call site. Only ids and counts go in
+`extra`: never customer data, request bodies or secrets.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+_STANDARD = frozenset(vars(logging.LogRecord("", 0, "", 0, "", (), None)).keys()) | {
+    "message",
+    "asctime",
+    "taskName",
+}
+
+
+class EventFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        line = super().format(record)
+        fields = [
+            f"{key}={value}" for key, value in vars(record).items() if key not in _STANDARD
+        ]
+        if not fields:
+            return line
+        head, newline, rest = line.partition("\n")  # keep tracebacks below the fields
+        return f"{head} {' '.join(fields)}{newline}{rest}"
+
+
+def configure_logging(level: str) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(EventFormatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level.upper())

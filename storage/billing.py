@@ -1,0 +1,309 @@
+"""Writing and reading billing rows, always through the version guard.
+
+Every upsert reads the stored row once (`SELECT ... FOR UPDATE` on PostgreSQL, so two
+workers cannot both decide on the same old version; SQLite's `BEGIN IMMEDIATE` already
+serialises writers) and writes the incoming values only when `should_replace` says the
+incoming version is newer (see `storage/versioning.py`). Keys absent from `values` keep
+their stored value: a payload that does not say something (a basil charge does not name its
+invoice) never erases what another event taught us.
+
+A subscription's items are replaced wholesale together with its row and never otherwise,
+so the items always belong to the same version as the subscription.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Generic, TypeVar
+
+from sqlalchemy import or_
+from sqlmodel import Session, SQLModel, select
+
+from storage.models import (
+    Charge,
+    Customer,
+    Invoice,
+    InvoicePayment,
+    Refund,
+    Subscription,
+    SubscriptionItem,
+)
+from storage.rows import RowSnapshot, assign, column_names, new_row, snapshot
+from storage.types import utcnow
+from storage.versioning import Version, should_replace
+
+RowT = TypeVar("RowT", bound=SQLModel)
+
+KIND: dict[type[SQLModel], str] = {
+    Customer: "customer",
+    Subscription: "subscription",
+    Invoice: "invoice",
+    InvoicePayment: "invoice_payment",
+    Charge: "charge",
+    Refund: "refund",
+}
+# Column names, read once at import (never per event).
+COLUMNS: dict[type[SQLModel], tuple[str, ...]] = {model: column_names(model) for model in (*KIND, SubscriptionItem)}
+# What a row created from a deletion stub (`{"id", "object", "deleted": true}`) needs.
+TOMBSTONE_DEFAULTS: dict[type[SQLModel], dict[str, Any]] = {Invoice: {"currency": ""}}
+
+
+@dataclass(slots=True)
+class Upserted(Generic[RowT]):
+    row: RowT  # the stored row, whether or not this write was applied
+    applied: bool
+    # The row as it was (same attribute names, detached); None when new or not applied.
+    previous: RowSnapshot | None = None
+    reason: str | None = None  # why not applied: "duplicate" (same event) or "stale" (older)
+    items: list[SubscriptionItem] = field(default_factory=list)  # subscriptions only
+    previous_items: list[RowSnapshot] = field(default_factory=list)
+
+    @property
+    def created(self) -> bool:
+        return self.applied and self.previous is None
+
+
+def stored_version(row: SQLModel) -> Version:
+    """The version a stored row holds, with its lifecycle state for same-second ties."""
+    if isinstance(row, Customer):
+        state, progress = ("deleted" if row.deleted else "active"), 0
+    elif isinstance(row, Invoice):
+        state, progress = row.status, row.attempt_count
+    elif isinstance(row, Charge):
+        state, progress = row.status, row.amount_refunded
+    else:
+        state, progress = getattr(row, "status", None), 0
+    return Version(at=row.version_at, event_id=row.version_event_id, state=state, progress=progress)
+
+
+def upsert_customer(*, session: Session, values: dict[str, Any], version: Version) -> Upserted[Customer]:
+    return _upsert(session, Customer, values, version)
+
+
+def upsert_invoice(*, session: Session, values: dict[str, Any], version: Version) -> Upserted[Invoice]:
+    return _upsert(session, Invoice, values, version)
+
+
+def upsert_invoice_payment(
+    *, session: Session, values: dict[str, Any], version: Version
+) -> Upserted[InvoicePayment]:
+    return _upsert(session, InvoicePayment, values, version)
+
+
+def upsert_charge(*, session: Session, values: dict[str, Any], version: Version) -> Upserted[Charge]:
+    return _upsert(session, Charge, values, version)
+
+
+def upsert_refund(*, session: Session, values: dict[str, Any], version: Version) -> Upserted[Refund]:
+    return _upsert(session, Refund, values, version)
+
+
+def upsert_subscription(
+    *,
+    session: Session,
+    values: dict[str, Any],
+    items: Sequence[dict[str, Any]] | None,
+    version: Version,
+) -> Upserted[Subscription]:
+    """Write the subscription and, only if it was written, replace its items with `items`
+    (None: the payload did not list them; keep the stored ones)."""
+    result = _upsert(session, Subscription, values, version)
+    if not result.applied:
+        return result
+    existing: dict[str, SubscriptionItem] = {}
+    if result.previous is not None:
+        query = select(SubscriptionItem).where(SubscriptionItem.subscription_id == result.row.id)
+        existing = {item.id: item for item in session.exec(query)}
+        result.previous_items = [snapshot(item) for item in existing.values()]
+    if items is None:
+        result.items = list(existing.values())
+        return result
+    for item_values in items:
+        item = existing.pop(item_values["id"], None)
+        if item is None:
+            item = new_row(SubscriptionItem, {**item_values, "subscription_id": result.row.id})
+            session.add(item)
+        else:
+            assign(item, item_values)
+        result.items.append(item)
+    for gone in existing.values():
+        session.delete(gone)
+    return result
+
+
+def _upsert(session: Session, model: type[RowT], values: dict[str, Any], version: Version) -> Upserted[RowT]:
+    row = session.get(model, values["id"], with_for_update=True)
+    if row is None:
+        stamp = {"version_at": version.at, "version_event_id": version.event_id}
+        row = new_row(model, {**TOMBSTONE_DEFAULTS.get(model, {}), **values, **stamp})
+        session.add(row)
+        return Upserted(row=row, applied=True)
+    if not should_replace(KIND[model], stored_version(row), version):
+        duplicate = version.event_id is not None and version.event_id == row.version_event_id
+        return Upserted(row=row, applied=False, reason="duplicate" if duplicate else "stale")
+    previous = snapshot(row)
+    assign(row, {**values, "version_at": version.at, "version_event_id": version.event_id, "updated_at": utcnow()})
+    return Upserted(row=row, applied=True, previous=previous)
+
+
+# --- links that are facts, not versions (basil's InvoicePayment) ------------------------
+
+
+def invoice_id_for_payment(
+    *, session: Session, charge_id: str | None, payment_intent_id: str | None
+) -> str | None:
+    """The invoice an InvoicePayment row says this charge or payment intent paid."""
+    conditions = []
+    if charge_id:
+        conditions.append(InvoicePayment.charge_id == charge_id)
+    if payment_intent_id:
+        conditions.append(InvoicePayment.payment_intent_id == payment_intent_id)
+    if not conditions:
+        return None
+    query = select(InvoicePayment.invoice_id).where(or_(*conditions)).limit(1)
+    return session.exec(query).first()
+
+
+@dataclass(frozen=True, slots=True)
+class PaymentRefs:
+    payment_intent_id: str | None
+    charge_id: str | None
+
+
+def payment_refs_for_invoice(*, session: Session, invoice_id: str) -> PaymentRefs | None:
+    """How the invoice was paid, from its InvoicePayment rows: the paid one if any, else the
+    latest; its charge, or the latest charge of its payment intent."""
+    query = (
+        select(InvoicePayment)
+        .where(InvoicePayment.invoice_id == invoice_id)
+        .order_by((InvoicePayment.status == "paid").desc(), InvoicePayment.created.desc())
+        .limit(1)
+    )
+    payment = session.exec(query).first()
+    if payment is None:
+        return None
+    charge_id = payment.charge_id
+    if charge_id is None and payment.payment_intent_id is not None:
+        charges = select(Charge.id).where(Charge.payment_intent_id == payment.payment_intent_id)
+        charge_id = session.exec(charges.order_by(Charge.created.desc(), Charge.id.desc()).limit(1)).first()
+    return PaymentRefs(payment_intent_id=payment.payment_intent_id, charge_id=charge_id)
+
+
+def link_invoice_payment(
+    *, session: Session, invoice_id: str, charge_id: str | None, payment_intent_id: str | None
+) -> list[Charge]:
+    """Apply what an InvoicePayment says: its charges belong to the invoice, and the invoice
+    was paid with them. Only fills links that are still unknown; returns the charges linked."""
+    conditions = []
+    if charge_id:
+        conditions.append(Charge.id == charge_id)
+    if payment_intent_id:
+        conditions.append(Charge.payment_intent_id == payment_intent_id)
+    charges = list(session.exec(select(Charge).where(or_(*conditions)))) if conditions else []
+    linked = [charge for charge in charges if charge.invoice_id is None]
+    for charge in linked:
+        charge.invoice_id = invoice_id
+    invoice = session.get(Invoice, invoice_id)
+    if invoice is not None:
+        if invoice.payment_intent_id is None:
+            invoice.payment_intent_id = payment_intent_id
+        for charge in charges:
+            _note_charge(session, invoice, charge)
+        if invoice.charge_id is None:
+            invoice.charge_id = charge_id
+    return linked
+
+
+def note_invoice_charge(*, session: Session, invoice_id: str, charge: Charge) -> None:
+    """A charge was found to pay this invoice: fill the invoice's payment intent if unknown,
+    and make it the invoice's charge if it has none or this one is later (as `invoice.charge`
+    named the latest attempt before basil)."""
+    invoice = session.get(Invoice, invoice_id)
+    if invoice is not None:
+        if invoice.payment_intent_id is None:
+            invoice.payment_intent_id = charge.payment_intent_id
+        _note_charge(session, invoice, charge)
+
+
+def _note_charge(session: Session, invoice: Invoice, charge: Charge) -> None:
+    if invoice.charge_id is None:
+        invoice.charge_id = charge.id
+        return
+    if invoice.charge_id == charge.id:
+        return
+    current = session.get(Charge, invoice.charge_id)
+    if current is None:
+        return  # the stored link came from a payload; keep it
+    retry = current.payment_intent_id is not None and current.payment_intent_id == charge.payment_intent_id
+    if retry and _order(charge) > _order(current):
+        invoice.charge_id = charge.id
+
+
+def _order(charge: Charge) -> tuple[float, str]:
+    return (charge.created.timestamp() if charge.created else 0.0, charge.id)
+
+
+def refunds_missing_customer(*, session: Session, charge_id: str) -> list[Refund]:
+    query = select(Refund).where(Refund.charge_id == charge_id, Refund.customer_id.is_(None))
+    return list(session.exec(query))
+
+
+def get_charge(*, session: Session, charge_id: str) -> Charge | None:
+    return session.get(Charge, charge_id)
+
+
+# --- queries --------------------------------------------------------------------------
+
+
+def get_invoice(*, session: Session, invoice_id: str) -> Invoice | None:
+    return session.get(Invoice, invoice_id)
+
+
+def get_customer(*, session: Session, customer_id: str) -> Customer | None:
+    return session.get(Customer, customer_id)
+
+
+def customers_by_email(*, session: Session, email: str, include_deleted: bool = False) -> list[Customer]:
+    """Every customer with this email, matched trimmed and case-insensitively. One email
+    may belong to several Stripe customers: all are returned, never merged."""
+    query = select(Customer).where(Customer.email_normalized == email.strip().lower())
+    if not include_deleted:
+        query = query.where(Customer.deleted.is_(False))
+    return list(session.exec(query.order_by(Customer.created, Customer.id)))
+
+
+def subscriptions_for_customer(*, session: Session, customer_id: str) -> list[Subscription]:
+    query = select(Subscription).where(Subscription.customer_id == customer_id)
+    return list(session.exec(query.order_by(Subscription.created, Subscription.id)))
+
+
+def items_for_subscriptions(
+    *, session: Session, subscription_ids: Sequence[str]
+) -> dict[str, list[SubscriptionItem]]:
+    result: dict[str, list[SubscriptionItem]] = {sub_id: [] for sub_id in subscription_ids}
+    if not subscription_ids:
+        return result
+    query = select(SubscriptionItem).where(SubscriptionItem.subscription_id.in_(list(subscription_ids)))
+    for item in session.exec(query.order_by(SubscriptionItem.id)):
+        result[item.subscription_id].append(item)
+    return result
+
+
+def invoices_for_customer(
+    *, session: Session, customer_id: str, statuses: Sequence[str] | None = None
+) -> list[Invoice]:
+    query = select(Invoice).where(Invoice.customer_id == customer_id)
+    if statuses is not None:
+        query = query.where(Invoice.status.in_(list(statuses)))
+    return list(session.exec(query.order_by(Invoice.created, Invoice.id)))
+
+
+def charges_for_customer(*, session: Session, customer_id: str) -> list[Charge]:
+    query = select(Charge).where(Charge.customer_id == customer_id)
+    return list(session.exec(query.order_by(Charge.created, Charge.id)))
+
+
+def refunds_for_customer(*, session: Session, customer_id: str) -> list[Refund]:
+    query = select(Refund).where(Refund.customer_id == customer_id)
+    return list(session.exec(query.order_by(Refund.created, Refund.id)))

@@ -1,0 +1,67 @@
+"""Writing and reading a customer's activity timeline.
+
+`add_timeline_entry` is idempotent on `source_key`: the caller names each happening once
+(`f"{event_id}:{kind}"` for things that can repeat, `f"{object_id}:{kind}"` for things that
+happen once per object, such as an invoice being paid), and a second write of the same key,
+whether from a retried worker, a duplicate event or a backfill, is a no-op. It is a single
+`INSERT ... ON CONFLICT DO NOTHING`, with no read first.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlmodel import Session, select
+
+from storage.models import TimelineEntry
+
+_INSERTS = {"postgresql": postgresql_insert, "sqlite": sqlite_insert}
+
+
+def add_timeline_entry(
+    *,
+    session: Session,
+    customer_id: str,
+    occurred_at: datetime,
+    kind: str,
+    summary: str,
+    source_key: str,
+    event_id: str | None = None,
+    object_id: str | None = None,
+    actor: str | None = None,
+) -> bool:
+    """Add one line to the customer's timeline; False when `source_key` was already there."""
+    dialect = session.get_bind().dialect.name
+    insert = _INSERTS.get(dialect)
+    if insert is None:
+        raise RuntimeError(f"timeline entries need PostgreSQL or SQLite, not {dialect}")
+    statement = (
+        insert(TimelineEntry.__table__)
+        .values(
+            customer_id=customer_id,
+            occurred_at=occurred_at,
+            kind=kind,
+            summary=summary,
+            event_id=event_id,
+            object_id=object_id,
+            actor=actor,
+            source_key=source_key[:512],
+        )
+        .on_conflict_do_nothing(index_elements=["source_key"])
+    )
+    # A Core insert on the unit of work's connection: no ORM round trip, no RETURNING
+    # (so rowcount is exact), and nothing pending needs flushing for it.
+    return session.connection().execute(statement).rowcount == 1
+
+
+def timeline_for_customer(
+    *, session: Session, customer_id: str, limit: int = 50, before: datetime | None = None
+) -> list[TimelineEntry]:
+    """The customer's most recent entries first."""
+    query = select(TimelineEntry).where(TimelineEntry.customer_id == customer_id)
+    if before is not None:
+        query = query.where(TimelineEntry.occurred_at < before)
+    query = query.order_by(TimelineEntry.occurred_at.desc(), TimelineEntry.id.desc()).limit(limit)
+    return list(session.exec(query))
