@@ -138,7 +138,7 @@ def tell_refusal(
     client: WebClient, respond: Respond | None, requester: Requester, text: str
 ) -> None:
     """Ephemeral where Slack allows one; on the App Home, the notice replaces the tab."""
-    if respond is not None:
+    if respond is not None and respond.response_url:
         respond(text=text, response_type="ephemeral", replace_original=False)
     elif requester.channel_id is not None and requester.user_id:
         client.chat_postEphemeral(channel=requester.channel_id, user=requester.user_id, text=text)

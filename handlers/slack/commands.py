@@ -28,7 +28,7 @@ from handlers.slack.deps import SlackDeps
 logger = logging.getLogger(__name__)
 
 COMMAND_MODULES = (
-    # "handlers.slack.commands_paid" joins once the lookup is merged
+    "handlers.slack.commands_paid",
     "handlers.slack.commands_tasks",
     "handlers.slack.commands_revenue",
 )
@@ -62,6 +62,8 @@ class Reply:
 
     @classmethod
     def to(cls, body: dict[str, Any], client: WebClient, respond: Respond | None) -> Reply:
+        if respond is not None and not respond.response_url:
+            respond = None  # the App Home: Bolt passes a `respond` that cannot be used
         if "command" in body:
             return cls(client, respond, body["user_id"], body.get("channel_id"))
         channel = (body.get("container") or {}).get("channel_id") or (

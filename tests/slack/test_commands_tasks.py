@@ -248,7 +248,7 @@ def test_reassign_moves_the_task_and_updates_the_alert(web, engine, slack_api, c
     assert again["text"] == words.TASK_SAME_ASSIGNEE.format(user=THIRD)
 
 
-def test_done_on_the_app_home_republishes_the_home(web, engine, slack_api, clock, acme):
+def test_done_on_the_app_home_republishes_the_home(web, engine, slack_api, clock, acme, caplog):
     task_id = add_task(engine, clock, title="Chase")
     value = TaskRef(task=task_id, scope=TaskScope.HOME).encode()
 
