@@ -73,7 +73,7 @@ CYCLE = {
     ("year", 1): "yearly",
 }
 CYCLE_N = "every {n} {interval}s"
-SEATS = "×{n}"
+SEATS = "{n} seats"
 RENEWS = "renews {when}"
 TRIAL_ENDS = "trial ends {when}"
 CANCELS = ":hourglass_flowing_sand: cancels {when}"
@@ -122,7 +122,7 @@ TASK_DUE = "due {when}"
 TASK_LATE = ":warning: was due {when}"
 TASK_NO_DUE = "no due date"
 TASK_FOR = "for <@{user}>"
-TASK_ALERT = "<{url}|alert>"
+TASK_ALERT = "<{url}|{label}>"
 TASK_NO_CUSTOMER = "no customer"
 BTN_DONE = "Done"
 BTN_OPEN_ALERT = "Open alert"

@@ -40,7 +40,7 @@ def task_text(row: TaskRow, *, today: date, show_owner: bool, team_domain: str |
         details.append(words.TASK_FOR.format(user=row.assignee))
     if row.alert_channel and row.alert_ts:
         url = message_link(row.alert_channel, row.alert_ts, team_domain=team_domain)
-        details.append(words.TASK_ALERT.format(url=url))
+        details.append(words.TASK_ALERT.format(url=url, label=words.BTN_OPEN_ALERT))
     return f"*{esc(clip(row.title, 500))}*\n" + " · ".join(details)
 
 

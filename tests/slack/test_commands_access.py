@@ -56,7 +56,9 @@ def test_posting_for_everyone_and_the_refusal_wording():
     assert open_policy.may_post_in(GENERAL) and open_policy.may_post_in(DM)
     assert limited.may_post_in(FINANCE) and not limited.may_post_in(DM)
     assert limited.refusal(Requester(STRANGER, FINANCE)) == words.NOT_ALLOWED
-    assert limited.refusal(Requester(ME, GENERAL)) == words.NOT_HERE.format(channels=f"<#{FINANCE}>")
+    assert limited.refusal(Requester(ME, GENERAL)) == words.NOT_HERE.format(
+        channels=f"<#{FINANCE}>"
+    )
 
 
 def test_requester_of_every_kind_of_request():
@@ -139,7 +141,9 @@ def test_a_home_button_of_someone_no_longer_allowed_shows_the_notice(guarded, sl
           on_home=True)  # fmt: skip
     [published] = slack_api.calls_to("views.publish")
     assert published.params["user_id"] == STRANGER
-    assert published.json_param("view")["blocks"][0]["text"]["text"] == ":lock: " + words.NOT_ALLOWED
+    assert (
+        published.json_param("view")["blocks"][0]["text"]["text"] == ":lock: " + words.NOT_ALLOWED
+    )
 
 
 def test_channels_only_vets_by_channel(engine, slack_api, clock):

@@ -41,7 +41,9 @@ def acme(engine):
     failing for the second time, a $49 payment of which $10 was refunded, an open task."""
     at = NOW - 2 * DAY
     with session_scope(engine) as session:
-        store_rows.customer(session, id="cus_acme", email="Billing@Acme.test", name="Acme Inc", at=at)
+        store_rows.customer(
+            session, id="cus_acme", email="Billing@Acme.test", name="Acme Inc", at=at
+        )
         store_rows.subscription(
             session, id="sub_pro", customer_id="cus_acme", at=at,
             items=[{"plan_name": "Pro", "unit_amount": 4900, "quantity": 2}],
@@ -80,7 +82,9 @@ def test_split_public():
 
 
 def test_one_customer_in_detail(web, slack_api, acme):
-    response = slash(web, slack_api, "/paid", "<mailto:billing@acme.test|billing@acme.test>", user=ME)
+    response = slash(
+        web, slack_api, "/paid", "<mailto:billing@acme.test|billing@acme.test>", user=ME
+    )
 
     assert response.status_code == 200 and response.text == ""  # acknowledged at once
     [answer] = answers(slack_api)
@@ -91,7 +95,7 @@ def test_one_customer_in_detail(web, slack_api, acme):
     assert "*MRR*\n$98.00/mo" in shown
     assert "*Lifetime value*\n$39.00" in shown
     assert "*Last successful payment*\n$49.00 · <!date^" in shown
-    assert "• *Pro* · monthly · ×2 · $98.00/mo · renews <!date^" in shown
+    assert "• *Pro* · monthly · 2 seats · $98.00/mo · renews <!date^" in shown
     assert "• *Team* · trialing · yearly · trial ends <!date^" in shown
     assert "• *Add-on* · monthly · :hourglass_flowing_sand: cancels <!date^" in shown
     assert "*Open invoices* · $98.00 owed" in shown
@@ -115,7 +119,9 @@ def test_mrr_history_since_and_was(engine, web, slack_api):
             session, id="sub_grow", customer_id="cus_grow", items=[{"id": "si_grow", "unit_amount": 4900}]
         )  # fmt: skip
         session.flush()
-        record_customer_mrr(session, customer_id="cus_grow", at=datetime(2026, 2, 1, tzinfo=UTC), event_id="evt_1")
+        record_customer_mrr(
+            session, customer_id="cus_grow", at=datetime(2026, 2, 1, tzinfo=UTC), event_id="evt_1"
+        )
         session.get(SubscriptionItem, "si_grow").quantity = 2
         session.flush()
         record_customer_mrr(session, customer_id="cus_grow", at=datetime(2026, 3, 3, 9, tzinfo=UTC), event_id="evt_2")  # fmt: skip
@@ -137,19 +143,40 @@ def test_several_customers_for_one_email_are_listed_and_one_can_be_shown(engine,
     shown = texts(listing)
     assert "*2 customers match* `JANE@example.com`" in shown
     rows = [b for b in listing["blocks"] if "accessory" in b]
-    assert [CustomerRef.decode(b["accessory"]["value"]).customer for b in rows] == ["cus_jane1", "cus_jane2"]
+    assert [CustomerRef.decode(b["accessory"]["value"]).customer for b in rows] == [
+        "cus_jane1",
+        "cus_jane2",
+    ]
     assert ":large_green_circle: Current" in rows[0]["text"]["text"]
     assert ":white_circle: No subscription" in rows[1]["text"]["text"]
 
-    click(web, slack_api, action_id=CommandAction.PAID_SHOW, user=ME, value=rows[1]["accessory"]["value"])
+    click(
+        web,
+        slack_api,
+        action_id=CommandAction.PAID_SHOW,
+        user=ME,
+        value=rows[1]["accessory"]["value"],
+    )
     shown_one = answers(slack_api)[1]
     assert shown_one["replace_original"] is True
     assert shown_one["blocks"][0]["text"]["text"] == "Jane at Globex"
 
 
 def test_a_show_button_for_a_customer_that_is_gone_or_forged_changes_nothing(web, slack_api):
-    click(web, slack_api, action_id=CommandAction.PAID_SHOW, user=ME, value=CustomerRef(customer="cus_gone").encode())
-    click(web, slack_api, action_id=CommandAction.PAID_SHOW, user=ME, value='{"customer": "cus_x\' OR 1=1"}')
+    click(
+        web,
+        slack_api,
+        action_id=CommandAction.PAID_SHOW,
+        user=ME,
+        value=CustomerRef(customer="cus_gone").encode(),
+    )
+    click(
+        web,
+        slack_api,
+        action_id=CommandAction.PAID_SHOW,
+        user=ME,
+        value='{"customer": "cus_x\' OR 1=1"}',
+    )
     assert [a["text"] for a in answers(slack_api)] == [words.PAID_CUSTOMER_GONE, words.STALE]
 
 
@@ -265,6 +292,13 @@ def test_create_follow_up_task_opens_the_alerts_modal_and_stores_the_task(
 
 def test_a_customer_gone_before_the_task_button_is_pressed(web, slack_api):
     value = CustomerRef(customer="cus_gone").encode()
-    click(web, slack_api, action_id=CommandAction.PAID_CREATE_TASK, user=ME, value=value, channel=CHANNEL)
+    click(
+        web,
+        slack_api,
+        action_id=CommandAction.PAID_CREATE_TASK,
+        user=ME,
+        value=value,
+        channel=CHANNEL,
+    )
     assert slack_api.calls_to("views.open") == []
     assert answers(slack_api)[0]["text"] == words.PAID_CUSTOMER_GONE

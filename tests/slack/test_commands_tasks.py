@@ -136,7 +136,7 @@ def test_tasks_lists_the_callers_open_tasks_soonest_first(
     assert ":warning: was due <!date^" in shown  # a past due date is flagged
     assert "Acme Inc" in shown and "Customer 1" in shown
     permalink = f"https://{TEAM_DOMAIN}.slack.com/archives/{posted_alert.message_channel}/p{posted_alert.message_ts.replace('.', '')}"
-    assert f"<{permalink}|alert>" in shown
+    assert f"<{permalink}|{words.BTN_OPEN_ALERT}>" in shown
     controls = [b for b in answer["blocks"] if b["type"] == "actions"]
     assert [TaskRef.decode(b["block_id"]).task for b in controls] == [late, from_alert, later]
     assert {e["action_id"] for b in controls for e in b["elements"]} == {
