@@ -20,11 +20,13 @@ COMMAND_MODULES = (
     "bot.commands.backfill",
     "bot.commands.events",
     "bot.commands.import_csv",
+    "bot.commands.jobs",
     "bot.commands.lookup",
     "bot.commands.migrate",
     "bot.commands.reconcile",
     "bot.commands.replay",
     "bot.commands.revenue",
+    "bot.commands.scheduler",
     "bot.commands.serve",
     "bot.commands.worker",
 )

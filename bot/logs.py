@@ -32,6 +32,8 @@ class EventFormatter(logging.Formatter):
 def configure_logging(level: str) -> None:
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(EventFormatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
+    handler.billbot = True  # type: ignore[attr-defined]
     root = logging.getLogger()
-    root.handlers[:] = [handler]
+    # Replace our own earlier handler, keep anyone else's (pytest's log capture, say).
+    root.handlers[:] = [h for h in root.handlers if not getattr(h, "billbot", False)] + [handler]
     root.setLevel(level.upper())

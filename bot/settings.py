@@ -80,6 +80,16 @@ class Settings(BaseSettings):
     billbot_timezone: str = "UTC"
     billbot_reminder_time: time = time(9, 0)
     billbot_trial_window_days: int = Field(default=3, ge=1, le=60)
+    # Scheduled jobs (docs/scheduling.md)
+    scheduler_embedded: bool = True
+    job_grace_seconds: int = Field(default=6 * 3600, ge=0)
+    digest_frequency: Literal["daily", "weekly"] = "weekly"
+    digest_time: time = time(9, 0)
+    digest_weekday: Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"] = "mon"
+    reconcile_time: time = time(3, 0)
+    inbox_retention_days: int = Field(default=90, ge=0)
+    outbox_retention_days: int = Field(default=30, ge=0)
+    job_history_retention_days: int = Field(default=90, ge=1)
 
     # Revenue
     reporting_currency: str = "usd"
@@ -113,6 +123,21 @@ class Settings(BaseSettings):
                 f"unknown time zone {name!r} (use an IANA name such as Europe/Berlin)"
             ) from exc
         return name
+
+    @field_validator("inbox_retention_days")
+    @classmethod
+    def _inbox_retention(cls, days: int) -> int:
+        if 0 < days <= 30:
+            raise ValueError(
+                "keep inbox events longer than Stripe's 30-day event window (31 or more), "
+                "or 0 to keep them forever"
+            )
+        return days
+
+    @field_validator("digest_weekday", mode="before")
+    @classmethod
+    def _weekday(cls, value: object) -> object:
+        return value.strip().lower()[:3] if isinstance(value, str) else value
 
     @field_validator("reporting_currency")
     @classmethod

@@ -1,4 +1,5 @@
-"""`billbot serve`: migrate, then serve the web app (and, by default, the worker) with uvicorn."""
+"""`billbot serve`: migrate, then serve the web app (and, by default, the worker and the
+scheduler) with uvicorn."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import uvicorn
 
 from bot.app import create_app
 from bot.commands.migrate import migrate_or_explain
+from bot.scheduler import JobScheduler
 from bot.settings import Settings
 from storage.db import make_engine
 
@@ -25,7 +27,10 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         engine.dispose()
         return 1
     host, port = args.host or settings.host, args.port or settings.port
-    app = create_app(settings, engine=engine)
+    services = (
+        [JobScheduler.from_settings(settings, engine=engine)] if settings.scheduler_embedded else []
+    )
+    app = create_app(settings, engine=engine, extra_services=services)
     try:
         uvicorn.run(
             app,

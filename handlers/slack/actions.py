@@ -15,6 +15,9 @@ from slack_sdk import WebClient
 
 from handlers.alerts import followup
 from handlers.alerts.followup import Click, ClickRefused
+from handlers.jobs.task_nudges import complete_task_from_nudge
+from handlers.jobs.trial_reminders import trial_task_modal
+from handlers.slack import job_blocks
 from handlers.slack.deps import SlackDeps
 from handlers.slack.ids import ActionId
 from storage.db import read_scope, session_scope
@@ -71,6 +74,47 @@ def register(app: App, deps: SlackDeps) -> None:
         except ClickRefused as refusal:
             return tell(client, click, str(refusal))
         logger.info("slack.alert.handled", extra={"alert_id": alert.id})
+
+    @app.action(ActionId.TRIAL_CREATE_TASK.value)
+    def trial_task_clicked(ack: Ack, body: dict[str, Any], client: WebClient) -> None:
+        ack()
+        click = click_from(body)
+        try:
+            with read_scope(deps.engine) as session:
+                view = trial_task_modal(
+                    session,
+                    value=click.value,
+                    user_id=click.user_id,
+                    today=deps.today(),
+                    zone=deps.settings.timezone,
+                )
+        except ClickRefused as refusal:
+            return tell(client, click, str(refusal))
+        client.views_open(trigger_id=body["trigger_id"], view=view)
+
+    @app.action(ActionId.TASK_DONE.value)
+    def task_done_clicked(ack: Ack, body: dict[str, Any], client: WebClient) -> None:
+        ack()
+        click = click_from(body)
+        try:
+            with session_scope(deps.engine) as session:
+                task = complete_task_from_nudge(
+                    session, value=click.value, user_id=click.user_id, now=deps.clock()
+                )
+        except ClickRefused as refusal:
+            return tell(client, click, str(refusal))
+        logger.info("slack.task.done", extra={"task_id": task.id})
+        message = body.get("message") or {}
+        if click.channel_id and click.message_ts and message.get("blocks"):
+            blocks = job_blocks.nudge_marked_done(
+                message["blocks"], task_id=task.id or 0, user=click.user_id
+            )
+            client.chat_update(
+                channel=click.channel_id,
+                ts=click.message_ts,
+                text=message.get("text", ""),
+                blocks=blocks,
+            )
 
     @app.action(ActionId.OPEN_IN_STRIPE.value)
     @app.action(ActionId.OPEN_INVOICE.value)

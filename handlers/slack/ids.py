@@ -14,6 +14,8 @@ class ActionId(StrEnum):
     MARK_HANDLED = "alert_mark_handled"
     OPEN_IN_STRIPE = "alert_open_in_stripe"  # a link button; Slack still sends a block_actions
     OPEN_INVOICE = "alert_open_invoice"  # a link button too
+    TRIAL_CREATE_TASK = "trial_create_task"  # trial reminder list: opens the task modal
+    TASK_DONE = "task_done"  # task nudge DM: closes the task
 
 
 class CallbackId(StrEnum):

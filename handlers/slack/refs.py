@@ -53,3 +53,16 @@ class TaskModalRef(_Ref):
         if self.alert is None and self.customer is None:
             raise ValueError("a task needs an alert or a customer")
         return self
+
+
+class TrialRef(_Ref):
+    """The value of a trial reminder's "Create follow-up task" button."""
+
+    customer: str = Field(min_length=1, max_length=255, pattern=r"^cus_[A-Za-z0-9]+$")
+    subscription: str = Field(min_length=1, max_length=255, pattern=r"^sub_[A-Za-z0-9]+$")
+
+
+class TaskRef(_Ref):
+    """The value of a task nudge's "Done" button."""
+
+    task: int = Field(gt=0)

@@ -11,6 +11,7 @@ from storage.models.billing import (
     SubscriptionItem,
 )
 from storage.models.inbox import EventStatus, StripeEvent
+from storage.models.jobs import JobLease, JobRun, PostedItem, RunStatus, RunTrigger
 from storage.models.ledger import CustomerMrr, MovementKind, MrrMovement
 from storage.models.lookup_indexes import customer_name_index  # noqa: F401
 from storage.models.outbox import Operation, OutboxMessage, OutboxStatus
@@ -35,9 +36,14 @@ __all__ = [
     "EventStatus",
     "Invoice",
     "InvoicePayment",
+    "JobLease",
+    "JobRun",
     "MovementKind",
     "MrrMovement",
+    "PostedItem",
     "Refund",
+    "RunStatus",
+    "RunTrigger",
     "StripeEvent",
     "Subscription",
     "SubscriptionItem",
