@@ -31,7 +31,6 @@ class CommandAction(StrEnum):
     PAID_OPEN_IN_STRIPE = "paid_open_in_stripe"  # a link button; Slack still sends a click
     TASK_DONE = "task_list_done"  # "task_done" is the nudge DM's (handlers.slack.ids)
     TASK_REASSIGN = "task_list_reassign"  # a users_select; the task ref is in its block id
-    TASK_OPEN_ALERT = "task_open_alert"  # a link button to the alert's message
 
 
 class TaskScope(StrEnum):

@@ -155,3 +155,10 @@ def test_channels_only_vets_by_channel(engine, slack_api, clock):
     assert in_finance.text == ""
     assert in_general.text == in_a_dm.text == words.NOT_HERE.format(channels=f"<#{FINANCE}>")
     assert [r["text"] for r in slack_api.responses()] == [words.TASKS_NONE_MINE]
+
+
+def test_no_two_buttons_share_an_action_id():
+    """Bolt runs the first listener whose action id matches: a shared id would send one
+    module's clicks to another's listener."""
+    ids = [action.value for action in ActionId] + [action.value for action in CommandAction]
+    assert len(ids) == len(set(ids))
