@@ -40,8 +40,11 @@ from storage.types import utcnow
 SLACK_EVENTS_PATH = "/slack/events"
 LISTENER_MODULES = (
     # Each module defines `register(app: App, deps: SlackDeps)`.
+    "handlers.slack.access",  # first: its listeners take every request that is refused
     "handlers.slack.actions",
     "handlers.slack.views",
+    "handlers.slack.commands",
+    "handlers.slack.home",
 )
 logger = logging.getLogger(__name__)
 

@@ -4,7 +4,8 @@ Point the real `slack_sdk.WebClient(base_url=api.base_url)` at it. Every request
 (method, HTTP status answered, parsed params from the query, form or JSON body), responses
 are shaped like Slack's (shared/reference/slack/examples), messages are remembered so
 `chat.update` of an unknown ts fails as Slack's does, and failures can be queued per method:
-a 429 with `Retry-After`, a 500, or an error such as `channel_not_found`.
+a 429 with `Retry-After`, a 500, or an error such as `channel_not_found`. It also stands in
+for `response_url`s (`api.response_url()`): what is posted there is recorded too.
 """
 
 from __future__ import annotations
@@ -104,6 +105,14 @@ class FakeSlackApi:
             return [
                 c for c in self.calls if c.method == method and (not ok_only or c.status == 200)
             ]
+
+    def response_url(self, name: str = "commands") -> str:
+        """A `response_url` for a test payload: posts to it are recorded as `response_url` calls."""
+        return self.base_url.replace("/api/", f"/hooks/{name}")
+
+    def responses(self) -> list[dict[str, Any]]:
+        """The JSON bodies posted to response URLs, in order."""
+        return [call.params for call in self.calls_to("response_url")]
 
     def channel_id(self, channel: str) -> str:
         """Slack answers with ids: `#billing` becomes a stable `C…` id, user ids open a DM."""
@@ -305,7 +314,14 @@ def _handler_for(api: FakeSlackApi) -> type[BaseHTTPRequestHandler]:
             length = int(self.headers.get("Content-Length") or 0)
             raw = self.rfile.read(length) if length else b""
             params: dict[str, Any] = dict(parse_qsl(url.query))
-            if method.startswith("upload/"):
+            if url.path.startswith("/hooks/"):
+                params.update(json.loads(raw) if raw else {})
+                status, extra, body = 200, {}, "ok"
+                with api._lock:
+                    api.calls.append(
+                        Call(method="response_url", params=params, status=200, headers={})
+                    )
+            elif method.startswith("upload/"):
                 params["bytes"] = len(raw)
                 status, extra, body = 200, {}, "OK - uploaded"
                 with api._lock:
