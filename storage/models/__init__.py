@@ -14,7 +14,7 @@ from storage.models.inbox import EventStatus, StripeEvent
 from storage.models.ledger import CustomerMrr, MovementKind, MrrMovement
 from storage.models.lookup_indexes import customer_name_index  # noqa: F401
 from storage.models.outbox import Operation, OutboxMessage, OutboxStatus
-from storage.models.sync import SyncCursor, SyncStatus
+from storage.models.sync import SyncCursor, SyncStatus, WebhookRejection
 from storage.models.tasks import Task, TaskAction, TaskAudit, TaskStatus
 from storage.models.timeline import TimelineEntry
 
@@ -44,4 +44,5 @@ __all__ = [
     "SyncCursor",
     "SyncStatus",
     "TimelineEntry",
+    "WebhookRejection",
 ]
