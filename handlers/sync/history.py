@@ -29,7 +29,7 @@ from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import Engine
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlmodel import Session
 
 from handlers.revenue.ledger import record_customer_mrr
@@ -44,6 +44,7 @@ logger = logging.getLogger(__name__)
 
 COUNTED_STATUSES = frozenset({"active", "past_due", "unpaid", "canceled"})
 CHUNK = 100  # customers per transaction
+ATTEMPTS = 5
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,14 +150,25 @@ class LedgerFeed:
         ids = sorted(customers)
         written = 0
         for first in range(0, len(ids), CHUNK):
-            with session_scope(self.engine) as session:
-                for customer_id in ids[first : first + CHUNK]:
-                    written += self._one(
-                        session, customer_id, customers[customer_id], read_at=read_at, now=now
-                    )
+            written += self._chunk(ids[first : first + CHUNK], customers, read_at=read_at, now=now)
         if written:
             logger.info("sync.ledger.fed", extra={"customers": len(ids), "lines": written})
         return written
+
+    def _chunk(
+        self, ids: list[str], customers: dict[str, set[str]], *, read_at: datetime, now: datetime
+    ) -> int:
+        """One transaction for a few customers; again if it lost a race (a deadlock)."""
+        for attempt in range(1, ATTEMPTS + 1):
+            try:
+                with session_scope(self.engine) as session:
+                    return sum(
+                        self._one(session, c, customers[c], read_at=read_at, now=now) for c in ids
+                    )
+            except OperationalError:
+                if attempt == ATTEMPTS:
+                    raise
+        return 0
 
     def _one(
         self,

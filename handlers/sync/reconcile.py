@@ -37,7 +37,14 @@ from sqlmodel import Session, col, select
 
 from handlers.stripe.events import parse_event
 from handlers.stripe.registry import Change
-from handlers.sync.backfill import OBJECT_TYPES, ApplyObject, default_apply_object, version_for_read
+from handlers.sync.backfill import (
+    OBJECT_TYPES,
+    PAGE_ATTEMPTS,
+    RACE_ERRORS,
+    ApplyObject,
+    default_apply_object,
+    version_for_read,
+)
 from handlers.sync.drift import DriftReport, drift_report_text
 from handlers.sync.history import LedgerFeed, touched_subscriptions
 from handlers.sync.pacing import Pacer
@@ -199,20 +206,41 @@ class Reconciler:
         version_at: datetime,
         report: DriftReport,
     ) -> list[Change]:
-        changes: list[Change] = []
-        with session_scope(self.engine) as session:
-            for obj in objects:
-                before = snapshot(session, kind, obj["id"])
-                changes += apply(session, obj, version_at=version_at)
-                session.flush()
-                report.checked[kind] += 1
-                if snapshot(session, kind, obj["id"]) != before:
-                    report.drifted.setdefault(kind, []).append(obj["id"])
-                    logger.info(
-                        "reconcile.object.drifted",
-                        extra={"object_type": kind, "object_id": obj["id"]},
-                    )
+        """Apply one page in one transaction (again, if it lost a race with the worker)."""
+        for attempt in range(1, PAGE_ATTEMPTS + 1):
+            try:
+                with session_scope(self.engine) as session:
+                    changes, drifted = self._apply_page(session, kind, apply, objects, version_at)
+                break
+            except RACE_ERRORS:
+                if attempt == PAGE_ATTEMPTS:
+                    raise
+        if objects:
+            report.checked[kind] += len(objects)
+        for object_id in drifted:
+            report.drifted.setdefault(kind, []).append(object_id)
+            logger.info(
+                "reconcile.object.drifted", extra={"object_type": kind, "object_id": object_id}
+            )
         return changes
+
+    @staticmethod
+    def _apply_page(
+        session: Session,
+        kind: str,
+        apply: ApplyObject,
+        objects: list[dict[str, Any]],
+        version_at: datetime,
+    ) -> tuple[list[Change], list[str]]:
+        changes: list[Change] = []
+        drifted: list[str] = []
+        for obj in objects:
+            before = snapshot(session, kind, obj["id"])
+            changes += apply(session, obj, version_at=version_at)
+            session.flush()
+            if snapshot(session, kind, obj["id"]) != before:
+                drifted.append(obj["id"])
+        return changes, drifted
 
     def _pages(
         self, service: Any, params: dict[str, Any]
