@@ -9,7 +9,8 @@ which starts the services in order and stops them in reverse.
 How the parts join (keep this the one place that wires them):
 - routes: `/healthz`, `/stripe/webhook`, and Slack's `POST /slack/events` when Slack is
   configured (commands, buttons, modals, App Home; verified by Bolt);
-- services: the inbox writer, the worker, the Slack sender (console mode without a token),
+- services: the inbox writer, the bad-signature counter, the worker, the Slack sender
+  (console mode without a token),
   Socket Mode when SLACK_APP_TOKEN is set;
 - reactions: the MRR ledger and alerts (`bot.services.standard_reactions`) run in the
   worker's transaction unless a caller passes its own.
@@ -36,6 +37,7 @@ from bot.services import ThreadService, standard_reactions
 from bot.settings import Settings
 from bot.slack_app import create_bolt_app, slack_route, start_socket_mode
 from bot.webhook import StripeWebhook
+from bot.webhook_rejections import RejectionCounter
 from bot.worker import Worker
 from handlers.stripe.registry import Reaction
 from storage.db import make_engine
@@ -63,6 +65,7 @@ class AppParts:
     worker: Worker | None
     services: list[Service] = field(default_factory=list)
     bolt_app: App | None = None
+    rejections: RejectionCounter | None = None  # bad webhook signatures, for the health check
 
 
 def create_app(
@@ -84,6 +87,7 @@ def create_app(
     )
     writer = InboxWriter(engine, on_commit=worker.wake if worker else None)
     parts = AppParts(settings=settings, engine=engine, writer=writer, worker=worker)
+    parts.rejections = RejectionCounter(engine)
     if settings.slack_enabled and settings.slack_signing_secret is not None:
         parts.bolt_app = create_bolt_app(settings, engine=engine)
     parts.services = [*_services(parts), *extra_services]
@@ -96,7 +100,9 @@ def create_app(
 
 
 def _routes(parts: AppParts) -> list[BaseRoute]:
-    webhook = StripeWebhook(settings=parts.settings, writer=parts.writer)
+    webhook = StripeWebhook(
+        settings=parts.settings, writer=parts.writer, rejections=parts.rejections
+    )
     health = Health(engine=parts.engine)
     routes: list[BaseRoute] = [
         Route("/healthz", health.handle, methods=["GET"]),
@@ -109,6 +115,8 @@ def _routes(parts: AppParts) -> list[BaseRoute]:
 
 def _services(parts: AppParts) -> list[Service]:
     services: list[Service] = [parts.writer]
+    if parts.rejections is not None:
+        services.append(parts.rejections)
     if parts.worker is not None:
         services.append(parts.worker)
     settings, engine = parts.settings, parts.engine

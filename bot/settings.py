@@ -42,6 +42,9 @@ class Settings(BaseSettings):
     stripe_accept_test_events: bool = True
     stripe_accept_live_events: bool = True
     webhook_max_body_bytes: int = 1024 * 1024
+    # Webhook feed watch (handlers/sync/webhook_health.py)
+    webhook_silence_hours: float = Field(default=24, gt=0)
+    webhook_signature_failures: int = Field(default=10, ge=1)
 
     # Worker
     worker_embedded: bool = True

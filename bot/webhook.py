@@ -31,6 +31,7 @@ from stripe import SignatureVerificationError, WebhookSignature
 
 from bot.inbox_writer import InboxWriter
 from bot.settings import Settings
+from bot.webhook_rejections import RejectionCounter
 from handlers.stripe.events import InvalidEvent, StripeEvent, parse_event
 from storage.db import DatabaseUnavailable
 from storage.inbox import NewInboxEvent
@@ -151,11 +152,18 @@ class StripeWebhook:
     A plain ASGI app rather than a `Request -> Response` function: it is billbot's hot path,
     and skipping Starlette's request/response objects is a measurable share of its cost."""
 
-    def __init__(self, *, settings: Settings, writer: InboxWriter) -> None:
+    def __init__(
+        self,
+        *,
+        settings: Settings,
+        writer: InboxWriter,
+        rejections: RejectionCounter | None = None,
+    ) -> None:
         self.settings = settings
         self.secrets = tuple(settings.stripe_webhook_secret)
         self.limit = settings.webhook_max_body_bytes
         self.writer = writer
+        self.rejections = rejections  # counts bad signatures in memory (a wrong secret)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         status, body = await self.respond(scope, receive)
@@ -187,6 +195,7 @@ class StripeWebhook:
 
     async def _accept(self, body: bytes, header: str | None) -> tuple[int, bytes]:
         if not header:
+            self._count_rejection()
             return _reject(400, "signature", "missing Stripe-Signature header")
         try:
             text = body.decode("utf-8")
@@ -195,6 +204,7 @@ class StripeWebhook:
         try:
             verify_signature(text, header, self.secrets)
         except SignatureVerificationError as exc:
+            self._count_rejection()
             return _reject(
                 400, "signature", f"invalid Stripe-Signature: {str(exc).splitlines()[0]}"
             )
@@ -211,6 +221,10 @@ class StripeWebhook:
             logger.info("stripe.webhook.duplicate event_id=%s", event.id)
             return 200, _OK_DUPLICATE
         return 200, _OK
+
+    def _count_rejection(self) -> None:
+        if self.rejections is not None:
+            self.rejections.record()
 
 
 def _reject(status: int, reason: str, message: str) -> tuple[int, bytes]:

@@ -75,6 +75,7 @@ class SubscriptionSummary:
     canceled_at: datetime | None
     ended_at: datetime | None
     created: datetime | None
+    as_of: datetime | None = None  # last event or sync that wrote it (version_at/updated_at)
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,6 +90,7 @@ class OpenInvoice:
     overdue: bool
     subscription_id: str | None
     hosted_invoice_url: str | None
+    as_of: datetime | None = None  # last event or sync that wrote it (version_at/updated_at)
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,7 +110,9 @@ class CustomerSummary:
     open_invoices: tuple[OpenInvoice, ...]
     last_payment: Payment | None
     next_payment_attempt: datetime | None
-    as_of: datetime  # the newest updated_at/version_at of any of the customer's rows
+    # The newest updated_at/version_at of any of the customer's rows: when billbot last
+    # heard about them, by event or by a backfill/reconcile read.
+    as_of: datetime
 
 
 @dataclass(frozen=True, slots=True)
@@ -244,8 +248,14 @@ def _subscription_summary(sub: Row, items: list[Row]) -> SubscriptionSummary:
         current_period_end=sub.current_period_end or min(ends, default=None), trial_end=sub.trial_end,
         cancel_at_period_end=sub.cancel_at_period_end,
         cancel_at=sub.cancel_at or (sub.current_period_end if sub.cancel_at_period_end else None),
-        canceled_at=sub.canceled_at, ended_at=sub.ended_at, created=sub.created,
+        canceled_at=sub.canceled_at, ended_at=sub.ended_at, created=sub.created, as_of=_freshest(sub),
     )  # fmt: skip
+
+
+def _freshest(row: Row) -> datetime | None:
+    """When billbot last wrote the row: the event or read time (`version_at`) or the write."""
+    moments = [m for m in (row.version_at, row.updated_at) if m is not None]
+    return max(moments, default=None)
 
 
 def _subscriptions(session: Session, ids: list[str]) -> dict[str, list[tuple[Row, list[Row]]]]:
@@ -274,6 +284,7 @@ def _open_invoices(invoices: list[Row], now: datetime) -> list[OpenInvoice]:
                 due_date=inv.due_date, now=now,
             ),
             subscription_id=inv.subscription_id, hosted_invoice_url=inv.hosted_invoice_url,
+            as_of=_freshest(inv),
         )
         for inv in unpaid
     ]  # fmt: skip

@@ -1,12 +1,19 @@
-"""Queries for backfill cursors (`storage.models.sync.SyncCursor`)."""
+"""Queries for bringing the store in line with Stripe: backfill cursors
+(`storage.models.sync.SyncCursor`), the ledger questions a backfill asks, and the webhook
+feed's health (last event received, signature rejections per minute)."""
 
 from __future__ import annotations
 
+from collections import defaultdict
+from collections.abc import Mapping
 from datetime import datetime
 
-from sqlmodel import Session, select
+from sqlalchemy import func, union
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlmodel import Session, col, select
 
-from storage.models.sync import SyncCursor, SyncStatus
+from storage.models import CustomerMrr, MrrMovement, StripeEvent, Subscription, SubscriptionItem
+from storage.models.sync import SyncCursor, SyncStatus, WebhookRejection
 
 
 def get_cursor(*, session: Session, object_type: str) -> SyncCursor | None:
@@ -99,3 +106,95 @@ def _require(session: Session, object_type: str) -> SyncCursor:
     if cursor is None:
         raise LookupError(f"no sync cursor for {object_type}; call start_or_resume first")
     return cursor
+
+
+# -- the MRR ledger, for backfilled history ---------------------------------------------------
+def customers_unknown_to_ledger(*, session: Session) -> list[str]:
+    """Customers with subscriptions in the store and nothing in the ledger (no line, no
+    recorded MRR): whose history a backfill may rebuild."""
+    known = union(select(CustomerMrr.customer_id), select(MrrMovement.customer_id)).subquery()
+    statement = (
+        select(Subscription.customer_id)
+        .where(col(Subscription.customer_id).not_in(select(known.c.customer_id)))
+        .distinct()
+        .order_by(Subscription.customer_id)
+    )
+    return list(session.exec(statement))
+
+
+def ledger_knows(*, session: Session, customer_id: str) -> bool:
+    lines = select(MrrMovement.id).where(MrrMovement.customer_id == customer_id).limit(1)
+    recorded = select(CustomerMrr.customer_id).where(CustomerMrr.customer_id == customer_id)
+    return (
+        session.exec(lines).first() is not None
+        or session.exec(recorded.limit(1)).first() is not None
+    )
+
+
+def last_ledger_line_at(*, session: Session, customer_id: str) -> datetime | None:
+    statement = select(func.max(MrrMovement.occurred_at)).where(
+        MrrMovement.customer_id == customer_id
+    )
+    return session.exec(statement).one()
+
+
+def subscriptions_with_items(
+    *, session: Session, customer_id: str
+) -> list[tuple[Subscription, list[SubscriptionItem]]]:
+    subscriptions = list(
+        session.exec(
+            select(Subscription)
+            .where(Subscription.customer_id == customer_id)
+            .order_by(Subscription.id)
+        )
+    )
+    items: dict[str, list[SubscriptionItem]] = defaultdict(list)
+    if subscriptions:
+        ids = [sub.id for sub in subscriptions]
+        for item in session.exec(
+            select(SubscriptionItem).where(col(SubscriptionItem.subscription_id).in_(ids))
+        ):
+            items[item.subscription_id].append(item)
+    return [(sub, items[sub.id]) for sub in subscriptions]
+
+
+# -- the webhook feed's health ---------------------------------------------------------------
+def last_webhook_received_at(*, session: Session) -> datetime | None:
+    """When the newest event that came by webhook (not replay, backfill or reconcile) arrived."""
+    statement = select(func.max(StripeEvent.received_at)).where(StripeEvent.source == "webhook")
+    return session.exec(statement).one()
+
+
+def first_subscription_written_at(*, session: Session) -> datetime | None:
+    return session.exec(select(func.min(Subscription.updated_at))).one()
+
+
+def count_subscriptions(*, session: Session, statuses: tuple[str, ...]) -> int:
+    statement = (
+        select(func.count()).select_from(Subscription).where(col(Subscription.status).in_(statuses))
+    )
+    return int(session.exec(statement).one())
+
+
+def add_webhook_rejections(*, session: Session, counts: Mapping[datetime, int]) -> None:
+    """Add per-minute rejection counts (one upsert; several processes may add to a minute)."""
+    rows = [{"minute": minute, "count": n} for minute, n in sorted(counts.items()) if n]
+    if not rows:
+        return
+    dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
+    table = WebhookRejection.__table__
+    statement = dialect.insert(table)
+    statement = statement.on_conflict_do_update(
+        index_elements=["minute"], set_={"count": table.c.count + statement.excluded.count}
+    )
+    session.connection().execute(statement, rows)
+
+
+def webhook_rejections_since(*, session: Session, since: datetime) -> list[tuple[datetime, int]]:
+    """(minute, count) with rejections, oldest first."""
+    statement = (
+        select(WebhookRejection.minute, WebhookRejection.count)
+        .where(WebhookRejection.minute >= since, WebhookRejection.count > 0)
+        .order_by(WebhookRejection.minute)
+    )
+    return [(minute, count) for minute, count in session.exec(statement)]

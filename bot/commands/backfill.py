@@ -15,6 +15,7 @@ from typing import TextIO
 
 from bot.settings import Settings
 from bot.stripe_client import StripeKeyError, api_key, make_stripe_client
+from handlers.revenue.ledger import policy_from_settings
 from handlers.sync.backfill import (
     OBJECT_TYPES,
     ApplyObject,
@@ -108,6 +109,7 @@ def run_backfill(
             pacer=Pacer(max_per_second=rate, clock=clock, sleep=sleep),
             apply_object=apply_object,
             on_progress=ProgressPrinter(err, clock=clock),
+            policy=policy_from_settings(settings),
         )
         results = backfill.run(only=args.only, since=args.since, restart=args.restart)
     except BackfillInterrupted as exc:
@@ -116,8 +118,10 @@ def run_backfill(
     finally:
         engine.dispose()
     total = sum(r.fetched for r in results)
+    ledger = sum(r.ledger_lines for r in results)
     print(
-        f"backfill done: {total:,} objects read, {sum(r.applied for r in results):,} written",
+        f"backfill done: {total:,} objects read, {sum(r.applied for r in results):,} written, "
+        f"{ledger:,} MRR ledger lines (nothing posted to Slack)",
         file=err,
     )
     return 0

@@ -10,6 +10,7 @@ from typing import TextIO
 
 from bot.commands.backfill import since_date
 from bot.settings import Settings
+from handlers.revenue.ledger import policy_from_settings
 from handlers.sync.backfill import ApplyObject
 from handlers.sync.csv_import import KINDS, CsvImportError, import_csv
 from storage.db import make_engine
@@ -63,6 +64,7 @@ def run_import(
                 exported_at=exported_at,
                 apply_object=apply_object,
                 livemode=args.live,
+                policy=policy_from_settings(settings),
             )
     except CsvImportError as exc:
         print(f"billbot import-csv: {path.name}: {exc}", file=err)
@@ -74,8 +76,9 @@ def run_import(
         return 1
     finally:
         engine.dispose()
+    ledger = f", {result.ledger_lines:,} MRR ledger lines" if result.ledger_lines else ""
     print(
-        f"imported {result.rows:,} {result.kind} from {path.name}: {result.applied:,} written",
+        f"imported {result.rows:,} {result.kind} from {path.name}: {result.applied:,} written{ledger}",
         file=err,
     )
     return 0

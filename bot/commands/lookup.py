@@ -94,7 +94,7 @@ def summary_as_json(s: CustomerSummary) -> dict[str, Any]:
                 "interval_count": sub.interval_count, "quantity": sub.quantity, "mrr": money(sub.mrr),
                 "current_period_end": iso(sub.current_period_end), "trial_end": iso(sub.trial_end),
                 "cancel_at_period_end": sub.cancel_at_period_end, "cancel_at": iso(sub.cancel_at),
-                "canceled_at": iso(sub.canceled_at), "ended_at": iso(sub.ended_at),
+                "canceled_at": iso(sub.canceled_at), "ended_at": iso(sub.ended_at), "as_of": iso(sub.as_of),
             }
             for sub in s.subscriptions
         ],
@@ -104,6 +104,7 @@ def summary_as_json(s: CustomerSummary) -> dict[str, Any]:
                 "amount_remaining": inv.amount_remaining.amount, "currency": inv.amount_remaining.currency,
                 "attempt_count": inv.attempt_count, "next_payment_attempt": iso(inv.next_payment_attempt),
                 "due_date": iso(inv.due_date), "overdue": inv.overdue, "hosted_invoice_url": inv.hosted_invoice_url,
+                "as_of": iso(inv.as_of),
             }
             for inv in s.open_invoices
         ],

@@ -2,8 +2,9 @@
 
 Plug it into the worker's `reactions` as `AlertReaction(settings)` (or bind
 `enqueue_alerts` with functools.partial). It writes alert and outbox rows in the worker's
-transaction; `bot/sender.py` delivers them. Only live events (webhook, reconcile) alert:
-history (replay, backfill) never posts.
+transaction; `bot/sender.py` delivers them. Only live (webhook) events alert: history
+(replay, backfill) and events reconciliation found missed never post; the drift report
+tells about those.
 """
 
 from __future__ import annotations

@@ -27,7 +27,12 @@ from handlers.stripe.registry import AppliedEvent, Change, Reaction
 from storage.models.billing import Subscription
 from storage.models.ledger import CustomerMrr, MovementKind, MrrMovement, to_ledger_units
 from storage.mrr import DEFAULT_POLICY, MrrPolicy
-from storage.revenue import customer_mrr_from_store, ledger_customer_ids, lock_customer_mrr
+from storage.revenue import (
+    StoreMrr,
+    customer_mrr_from_store,
+    ledger_customer_ids,
+    lock_customer_mrr,
+)
 from storage.types import utcnow
 
 logger = logging.getLogger(__name__)
@@ -93,11 +98,13 @@ def record_customer_mrr(
     at: datetime,
     event_id: str,
     policy: MrrPolicy = DEFAULT_POLICY,
+    mrr: Mapping[str, StoreMrr] | None = None,
 ) -> list[MrrMovement]:
     """Bring one customer's ledger in line with the store, dating any change `at`.
 
-    Returns the lines written (none when nothing changed, or when `event_id` already wrote
-    lines for this customer)."""
+    `mrr` replaces the store's figures when rebuilding history: a backfill passes the MRR
+    the customer had at `at` (handlers/sync/history.py). Returns the lines written (none
+    when nothing changed, or when `event_id` already wrote lines for this customer)."""
     already = session.exec(
         select(MrrMovement.id).where(
             MrrMovement.customer_id == customer_id, MrrMovement.event_id == event_id
@@ -111,8 +118,10 @@ def record_customer_mrr(
     }
     now = {
         currency: (to_ledger_units(value.mrr), to_ledger_units(value.paused))
-        for currency, value in customer_mrr_from_store(
-            session, customer_id=customer_id, policy=policy
+        for currency, value in (
+            mrr
+            if mrr is not None
+            else customer_mrr_from_store(session, customer_id=customer_id, policy=policy)
         ).items()
     }
     ever_paid = any(row.first_paid_at is not None for row in rows.values())

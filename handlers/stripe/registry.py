@@ -71,7 +71,10 @@ class AppliedEvent:
     """What reactions (alerts, the MRR ledger) receive after an event was applied.
 
     `source` says where the event came from: "webhook" (live), "replay" (billbot replay),
-    "backfill" or "reconcile". History ("replay", "backfill") never posts to Slack.
+    "backfill" or "reconcile". Only webhook events are live and may post to Slack: the
+    others are history. A "reconcile" event is one the webhook missed, found up to 30 days
+    later; paging people about it days late would be noise, so the reconciliation's drift
+    report is the notice instead (docs/backfill.md).
     """
 
     event: StripeEvent
@@ -80,7 +83,7 @@ class AppliedEvent:
 
     @property
     def is_live(self) -> bool:
-        return self.source in ("webhook", "reconcile")
+        return self.source == "webhook"
 
 
 # A reaction runs in the same transaction as the event it reacts to.

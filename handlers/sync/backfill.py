@@ -10,9 +10,14 @@ webhook event from the second of the read (or later) beats the backfill, and the
 beats every event from before it. The read can only be older than such an event, never
 newer, so losing those ties is the safe side.
 
-No reactions: backfilled objects carry no event, so nothing posts to Slack. The optional
-`after_object(session, changes)` hook (the MRR ledger, the timeline) runs in the page's
-transaction for each object.
+No reactions: backfilled objects carry no event, so nothing posts to Slack. The conversion
+writes the customer's timeline (dated from the objects); once every subscription page is
+stored, the MRR ledger is brought in line, dated at the objects' own times
+(`handlers/sync/history.py`). The optional `after_object(session, changes)` hook runs in
+the page's transaction for each object.
+
+A page that loses a race with a webhook writing the same rows (a deadlock, or both inserting
+the same new row) is rolled back and stored again; the version guard decides the winner.
 """
 
 from __future__ import annotations
@@ -20,19 +25,23 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 import stripe
 from sqlalchemy import Engine
+from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlmodel import Session
 
+from handlers.stripe.objects import apply_object
 from handlers.stripe.registry import Change
+from handlers.sync.history import LedgerFeed, touched_subscriptions
 from handlers.sync.pacing import Pacer
 from storage import sync as cursors
 from storage.db import session_scope
 from storage.models.sync import SyncCursor
+from storage.mrr import DEFAULT_POLICY, MrrPolicy
 from storage.types import utcnow
 
 logger = logging.getLogger(__name__)
@@ -49,6 +58,8 @@ LIST_PARAMS: dict[str, dict[str, Any]] = {
 OBJECT_TYPES: tuple[str, ...] = tuple(LIST_PARAMS)
 PAGE_SIZE = 100  # Stripe's maximum `limit`
 CONVERSION_ERRORS = (ValueError, KeyError, TypeError, LookupError)
+RACE_ERRORS = (OperationalError, IntegrityError)  # a deadlock, a row inserted meanwhile
+PAGE_ATTEMPTS = 5
 
 
 class ApplyObject(Protocol):
@@ -90,6 +101,7 @@ class Progress:
     skipped: int
     done: bool
     resumed_from: str | None = None
+    ledger_lines: int = 0  # MRR ledger lines written after the subscriptions were read
 
     @classmethod
     def of(cls, cursor: SyncCursor, *, done: bool, resumed_from: str | None) -> Progress:
@@ -122,9 +134,7 @@ def parse_only(value: str | Iterable[str] | None) -> tuple[str, ...]:
 
 
 def default_apply_object() -> ApplyObject:
-    # Imported when used, so this module loads before the Stripe handlers exist.
-    from handlers.stripe.objects import apply_object  # type: ignore[import-not-found]
-
+    """The real conversion and version guard (tests may pass a recording wrapper)."""
     return apply_object
 
 
@@ -142,7 +152,10 @@ class Backfill:
     now: Callable[[], datetime] = utcnow
     on_progress: Callable[[Progress], None] | None = None
     page_size: int = PAGE_SIZE
+    feed_ledger: bool = True
+    policy: MrrPolicy = DEFAULT_POLICY
     _apply: ApplyObject | None = field(default=None, init=False, repr=False)
+    _touched: dict[str, set[str]] = field(default_factory=dict, init=False, repr=False)
 
     def run(
         self,
@@ -181,7 +194,13 @@ class Backfill:
                 page, started = self._fetch(page.next_page)
         except stripe.StripeError as exc:
             raise self._interrupted(name, exc) from exc
-        return self._finish(name, resumed_from)
+        progress = self._finish(name, resumed_from)
+        if name == "subscriptions" and self.feed_ledger:
+            now = self.now()
+            touched, self._touched = self._touched, {}
+            lines = LedgerFeed(self.engine, self.policy).feed(touched, read_at=now, now=now)
+            progress = replace(progress, ledger_lines=lines)
+        return progress
 
     def _params(
         self, name: str, *, since: datetime | None, starting_after: str | None
@@ -209,24 +228,42 @@ class Backfill:
         # The body exactly as Stripe sent it: plain dicts, no client-side conversions.
         objects: list[dict[str, Any]] = json.loads(page.last_response.body)["data"]
         version_at = version_for_read(started)
-        with session_scope(self.engine) as session:
-            applied, skipped = self._apply_all(session, name, objects, version_at)
-            cursor = cursors.record_page(
-                session=session,
-                object_type=name,
-                last_id=objects[-1]["id"] if objects else None,
-                fetched=len(objects),
-                applied=applied,
-                skipped=skipped,
-                now=self.now(),
-            )
-            progress = Progress.of(cursor, done=False, resumed_from=resumed_from)
+        for attempt in range(1, PAGE_ATTEMPTS + 1):
+            touched: list[Change] = []
+            try:
+                with session_scope(self.engine) as session:
+                    applied, skipped = self._apply_all(session, name, objects, version_at, touched)
+                    cursor = cursors.record_page(
+                        session=session,
+                        object_type=name,
+                        last_id=objects[-1]["id"] if objects else None,
+                        fetched=len(objects),
+                        applied=applied,
+                        skipped=skipped,
+                        now=self.now(),
+                    )
+                    progress = Progress.of(cursor, done=False, resumed_from=resumed_from)
+                break
+            except RACE_ERRORS as exc:
+                if attempt == PAGE_ATTEMPTS:
+                    raise
+                logger.info(
+                    "backfill.page.retrying",
+                    extra={"object_type": name, "error": type(exc).__name__, "attempt": attempt},
+                )
+        for customer_id, ids in touched_subscriptions(touched).items():
+            self._touched.setdefault(customer_id, set()).update(ids)
         if self.on_progress:
             self.on_progress(progress)
         return progress
 
     def _apply_all(
-        self, session: Session, name: str, objects: list[dict[str, Any]], version_at: datetime
+        self,
+        session: Session,
+        name: str,
+        objects: list[dict[str, Any]],
+        version_at: datetime,
+        touched: list[Change],
     ) -> tuple[int, int]:
         assert self._apply is not None
         applied = skipped = 0
@@ -247,6 +284,7 @@ class Backfill:
                     },
                 )
                 continue
+            touched.extend(changes)
             applied += any(change.applied for change in changes)
         return applied, skipped
 

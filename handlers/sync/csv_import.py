@@ -13,6 +13,10 @@ nothing and the error names every bad line and column (up to `MAX_ERRORS`).
 Versions: an export shows the state at the time it was made, so its rows carry that time
 (`exported_at`, by default the file's modification time) less one second; anything a
 webhook delivered after the export wins over the file.
+
+Like a backfill, an import writes the timeline (through the conversion) and, for
+subscriptions, the MRR ledger dated at the subscriptions' own times (handlers/sync/history.py);
+it never posts to Slack.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from typing import IO, Any
 
 from sqlalchemy import Engine
 
+from handlers.stripe.registry import Change
 from handlers.sync.backfill import AfterObject, ApplyObject, default_apply_object
 from handlers.sync.csv_cells import (
     CsvImportError,
@@ -34,7 +39,10 @@ from handlers.sync.csv_cells import (
     parse_int,
     parse_time,
 )
+from handlers.sync.history import LedgerFeed, touched_subscriptions
 from storage.db import session_scope
+from storage.mrr import DEFAULT_POLICY, MrrPolicy
+from storage.types import utcnow
 
 KINDS = ("customers", "subscriptions", "invoices")
 MAX_ERRORS = 20
@@ -98,6 +106,7 @@ class ImportResult:
     kind: str
     rows: int
     applied: int
+    ledger_lines: int = 0
 
 
 def import_csv(
@@ -109,18 +118,28 @@ def import_csv(
     apply_object: ApplyObject | None = None,
     after_object: AfterObject | None = None,
     livemode: bool = False,
+    feed_ledger: bool = True,
+    policy: MrrPolicy = DEFAULT_POLICY,
+    now: datetime | None = None,
 ) -> ImportResult:
     objects = read_objects(kind, stream, livemode=livemode)
     apply = apply_object or default_apply_object()
     version_at = exported_at.astimezone(UTC).replace(microsecond=0) - timedelta(seconds=1)
     applied = 0
+    every_change: list[Change] = []
     with session_scope(engine) as session:
         for obj in objects:
             changes = apply(session, obj, version_at=version_at)
             if after_object:
                 after_object(session, changes)
+            every_change.extend(changes)
             applied += any(change.applied for change in changes)
-    return ImportResult(kind, len(objects), applied)
+    lines = 0
+    if feed_ledger and kind == "subscriptions":
+        lines = LedgerFeed(engine, policy).feed(
+            touched_subscriptions(every_change), read_at=version_at, now=now or utcnow()
+        )
+    return ImportResult(kind, len(objects), applied, lines)
 
 
 def read_objects(kind: str, stream: IO[str], *, livemode: bool = False) -> list[dict[str, Any]]:

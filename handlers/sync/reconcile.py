@@ -1,44 +1,58 @@
 """Reconciliation: find what the webhook feed missed and repair it through the normal path.
 
 1. Missed events: Stripe keeps events for 30 days. Every event from that window that is not
-   in our inbox is handed to `refeed_event` (into the inbox with source "reconcile"), so the
-   worker applies it like any other. Events from before the last complete backfill started
-   are skipped: that backfill already read the state they describe.
+   in our inbox is inserted into it (`storage.inbox.insert_events`, source "reconcile"), so
+   the worker applies it like any other, except that it never alerts: an event missed days
+   ago is history, and the drift report is the notice (`AppliedEvent.is_live`). Events from
+   before the last complete backfill started are skipped: that backfill read their state.
 2. Drifted objects: Stripe's lists of live subscriptions (its default list: not ended) and
    of open invoices are read page by page and applied as a backfill would (version = read
    time, so newer webhook data still wins). A stored subscription or open invoice that is
    not in those lists is fetched by id: that is how a missed cancellation or payment shows.
    An object counts as drifted when applying Stripe's copy changed one of its stored
-   columns (or a subscription's items).
-3. The report says how many objects drifted, of which kind, and the MRR before and after.
-   `drift_report_text` is None when nothing was wrong, so a job posts only then.
+   columns (or a subscription's items). Customers whose subscriptions were repaired get
+   their MRR ledger brought in line, dated at the subscriptions' own times
+   (handlers/sync/history.py).
+3. The report (`handlers/sync/drift.py`) says how many objects drifted, of which kind, and
+   the MRR before and after; `handlers/sync/jobs.py` posts it only when something was wrong.
 
-This is a plain function with its dependencies passed in; the scheduler (issue 6) calls it
-as the `reconcile` job, and `billbot reconcile` runs it once.
+`Reconciler.run` is a plain function of its dependencies; `handlers.sync.jobs.run_reconcile`
+builds them from settings for the scheduled job and `billbot reconcile`.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-from collections import Counter
+from collections import defaultdict
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
 import stripe
 from sqlalchemy import Engine
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
-from handlers.sync.backfill import OBJECT_TYPES, ApplyObject, default_apply_object, version_for_read
+from handlers.stripe.events import parse_event
+from handlers.stripe.registry import Change
+from handlers.sync.backfill import (
+    OBJECT_TYPES,
+    PAGE_ATTEMPTS,
+    RACE_ERRORS,
+    ApplyObject,
+    default_apply_object,
+    version_for_read,
+)
+from handlers.sync.drift import DriftReport, drift_report_text
+from handlers.sync.history import LedgerFeed, touched_subscriptions
 from handlers.sync.pacing import Pacer
+from storage import inbox
 from storage.db import read_scope, session_scope
 from storage.models import Invoice, StripeEvent, Subscription, SubscriptionItem
 from storage.models.sync import SyncCursor, SyncStatus
-from storage.money import format_money
-from storage.mrr import subscription_mrr
+from storage.mrr import DEFAULT_POLICY, MRR_STATUSES, MrrPolicy, subscription_mrr
 from storage.types import utcnow
 
 logger = logging.getLogger(__name__)
@@ -46,48 +60,28 @@ logger = logging.getLogger(__name__)
 EVENT_WINDOW = timedelta(days=30)  # how long Stripe keeps events
 LIVE_SUBSCRIPTION_STATUSES = ("incomplete", "trialing", "active", "past_due", "unpaid", "paused")
 NOT_COMPARED = {"raw", "version_at", "version_event_id", "updated_at"}
+SOURCE = "reconcile"
 
 RefeedEvent = Callable[[Session, dict[str, Any]], bool]
 
-
-@dataclass
-class DriftReport:
-    since: datetime
-    missed_events: Counter[str] = field(default_factory=Counter)  # event type -> count
-    checked: Counter[str] = field(default_factory=Counter)  # object kind -> count
-    drifted: dict[str, list[str]] = field(default_factory=dict)  # object kind -> ids
-    gone: list[str] = field(default_factory=list)  # stored ids Stripe no longer knows
-    mrr_before: dict[str, Decimal] = field(default_factory=dict)  # currency -> minor units
-    mrr_after: dict[str, Decimal] = field(default_factory=dict)
-
-    @property
-    def something_was_wrong(self) -> bool:
-        return bool(self.missed_events or any(self.drifted.values()) or self.gone)
+__all__ = ["DriftReport", "Reconciler", "drift_report_text", "insert_missed_event"]
 
 
 def insert_missed_event(session: Session, event: dict[str, Any]) -> bool:
-    """Default re-feed: an inbox row with source "reconcile" (the worker applies it).
-
-    Stands in until `storage/inbox.py` lands; swap in its insert function then.
-    """
-    from handlers.stripe.events import parse_event
-
+    """Put a missed event in the inbox for the worker; False if it is there already."""
     parsed = parse_event(event)
-    if session.get(StripeEvent, parsed.id) is not None:
-        return False
-    session.add(
-        StripeEvent(
-            id=parsed.id,
-            type=parsed.type,
-            api_version=parsed.api_version,
-            livemode=parsed.livemode,
-            created=parsed.created,
-            object_id=parsed.object_id,
-            source="reconcile",
-            payload=json.dumps(event, separators=(",", ":")),
-        )
+    row = inbox.NewInboxEvent(
+        id=parsed.id,
+        type=parsed.type,
+        api_version=parsed.api_version,
+        livemode=parsed.livemode,
+        created=parsed.created,
+        object_id=parsed.object_id,
+        payload=json.dumps(event, separators=(",", ":")),
+        source=SOURCE,
+        received_at=utcnow(),
     )
-    return True
+    return bool(inbox.insert_events(connection=session.connection(), events=[row]))
 
 
 @dataclass
@@ -98,24 +92,29 @@ class Reconciler:
     apply_object: ApplyObject | None = None
     refeed_event: RefeedEvent = insert_missed_event
     now: Callable[[], datetime] = utcnow
+    policy: MrrPolicy = DEFAULT_POLICY
+    feed_ledger: bool = True
 
     def run(self) -> DriftReport:
         apply = self.apply_object or default_apply_object()
-        report = DriftReport(since=self._event_window_start())
+        report = DriftReport(since=self._event_window_start(), read_at=self.now())
         report.mrr_before = self._mrr()
         self._refeed_missed_events(report)
-        self._recheck(
-            "subscriptions", apply, report, {}, _live_subscription
-        )  # Stripe's default: not ended
-        self._recheck(
-            "invoices", apply, report, {"status": "open"}, lambda obj: obj.get("status") == "open"
-        )
+        changes: list[Change] = []
+        # Stripe's default subscription list: those not ended.
+        self._recheck("subscriptions", apply, report, {}, _live_subscription, changes)
+        self._recheck("invoices", apply, report, {"status": "open"}, _open_invoice, changes)
+        if self.feed_ledger:
+            now = self.now()
+            report.ledger_lines = LedgerFeed(self.engine, self.policy).feed(
+                touched_subscriptions(changes), read_at=now, now=now, everyone_new=False
+            )
         report.mrr_after = self._mrr()
         logger.info(
             "reconcile.finished",
             extra={
                 "missed_events": sum(report.missed_events.values()),
-                "drifted": _count(report.drifted),
+                "drifted": report.drift_count,
             },
         )
         return report
@@ -142,6 +141,7 @@ class Reconciler:
                 for event in events:
                     if event["id"] not in known and self.refeed_event(session, event):
                         report.missed_events[event["type"]] += 1
+                        report.missed_event_ids.append(event["id"])
 
     # -- objects ---------------------------------------------------------------------------
     def _recheck(
@@ -151,6 +151,7 @@ class Reconciler:
         report: DriftReport,
         params: dict[str, Any],
         wanted: Callable[[dict[str, Any]], bool],
+        changes: list[Change],
     ) -> None:
         stored = self._stored_ids(kind)
         seen: set[str] = set()
@@ -159,11 +160,11 @@ class Reconciler:
         ):
             live = [obj for obj in objects if wanted(obj)]
             seen.update(obj["id"] for obj in live)
-            self._apply_and_compare(kind, apply, live, version_at, report)
+            changes += self._apply_and_compare(kind, apply, live, version_at, report)
         for object_id in sorted(stored - seen):
             fetched = self._retrieve(kind, object_id, report)
             if fetched is not None:
-                self._apply_and_compare(kind, apply, [fetched[0]], fetched[1], report)
+                changes += self._apply_and_compare(kind, apply, [fetched[0]], fetched[1], report)
 
     def _stored_ids(self, kind: str) -> set[str]:
         with read_scope(self.engine) as session:
@@ -204,19 +205,42 @@ class Reconciler:
         objects: list[dict[str, Any]],
         version_at: datetime,
         report: DriftReport,
-    ) -> None:
-        with session_scope(self.engine) as session:
-            for obj in objects:
-                before = snapshot(session, kind, obj["id"])
-                apply(session, obj, version_at=version_at)
-                session.flush()
-                report.checked[kind] += 1
-                if snapshot(session, kind, obj["id"]) != before:
-                    report.drifted.setdefault(kind, []).append(obj["id"])
-                    logger.info(
-                        "reconcile.object.drifted",
-                        extra={"object_type": kind, "object_id": obj["id"]},
-                    )
+    ) -> list[Change]:
+        """Apply one page in one transaction (again, if it lost a race with the worker)."""
+        for attempt in range(1, PAGE_ATTEMPTS + 1):
+            try:
+                with session_scope(self.engine) as session:
+                    changes, drifted = self._apply_page(session, kind, apply, objects, version_at)
+                break
+            except RACE_ERRORS:
+                if attempt == PAGE_ATTEMPTS:
+                    raise
+        if objects:
+            report.checked[kind] += len(objects)
+        for object_id in drifted:
+            report.drifted.setdefault(kind, []).append(object_id)
+            logger.info(
+                "reconcile.object.drifted", extra={"object_type": kind, "object_id": object_id}
+            )
+        return changes
+
+    @staticmethod
+    def _apply_page(
+        session: Session,
+        kind: str,
+        apply: ApplyObject,
+        objects: list[dict[str, Any]],
+        version_at: datetime,
+    ) -> tuple[list[Change], list[str]]:
+        changes: list[Change] = []
+        drifted: list[str] = []
+        for obj in objects:
+            before = snapshot(session, kind, obj["id"])
+            changes += apply(session, obj, version_at=version_at)
+            session.flush()
+            if snapshot(session, kind, obj["id"]) != before:
+                drifted.append(obj["id"])
+        return changes, drifted
 
     def _pages(
         self, service: Any, params: dict[str, Any]
@@ -239,20 +263,31 @@ class Reconciler:
             page = self.pacer.call(timed(page.next_page))
 
     def _mrr(self) -> dict[str, Decimal]:
+        """MRR per currency over the store's subscriptions (two queries)."""
         totals: dict[str, Decimal] = {}
         with read_scope(self.engine) as session:
-            for sub in session.exec(select(Subscription)):
-                items = session.exec(
-                    select(SubscriptionItem).where(SubscriptionItem.subscription_id == sub.id)
-                )
-                totals[sub.currency] = totals.get(sub.currency, Decimal(0)) + subscription_mrr(
-                    sub, list(items)
-                )
+            counting = list(
+                session.exec(select(Subscription).where(col(Subscription.status).in_(MRR_STATUSES)))
+            )
+            items: dict[str, list[SubscriptionItem]] = defaultdict(list)
+            for item in session.exec(
+                select(SubscriptionItem)
+                .join(Subscription, col(Subscription.id) == col(SubscriptionItem.subscription_id))
+                .where(col(Subscription.status).in_(MRR_STATUSES))
+            ):
+                items[item.subscription_id].append(item)
+            for sub in counting:
+                mrr = subscription_mrr(sub, items[sub.id], policy=self.policy)
+                totals[sub.currency] = totals.get(sub.currency, Decimal(0)) + mrr
         return totals
 
 
 def _live_subscription(obj: dict[str, Any]) -> bool:
     return obj.get("status") in LIVE_SUBSCRIPTION_STATUSES
+
+
+def _open_invoice(obj: dict[str, Any]) -> bool:
+    return obj.get("status") == "open"
 
 
 def snapshot(session: Session, kind: str, object_id: str) -> Any:
@@ -268,39 +303,3 @@ def snapshot(session: Session, kind: str, object_id: str) -> Any:
         )
         state["items"] = sorted((item.model_dump() for item in items), key=lambda item: item["id"])
     return state
-
-
-def _count(drifted: dict[str, list[str]]) -> int:
-    return sum(len(ids) for ids in drifted.values())
-
-
-def drift_report_text(report: DriftReport) -> str | None:
-    """A short report for the digest channel, or None when nothing was wrong."""
-    if not report.something_was_wrong:
-        return None
-    lines = []
-    if report.drifted:
-        kinds = ", ".join(
-            f"{len(ids)} {kind}" for kind, ids in sorted(report.drifted.items()) if ids
-        )
-        lines.append(
-            f"Repaired {_count(report.drifted)} objects that differed from Stripe: {kinds}."
-        )
-    if report.missed_events:
-        kinds = ", ".join(f"{name} ×{n}" for name, n in sorted(report.missed_events.items()))
-        lines.append(
-            f"Re-queued {sum(report.missed_events.values())} missed webhook events: {kinds}."
-        )
-    if report.gone:
-        lines.append(
-            f"{len(report.gone)} stored objects no longer exist in Stripe: {', '.join(report.gone[:5])}."
-        )
-    for currency in sorted(set(report.mrr_before) | set(report.mrr_after)):
-        before = report.mrr_before.get(currency, Decimal(0))
-        after = report.mrr_after.get(currency, Decimal(0))
-        if before != after:
-            lines.append(
-                f"MRR ({currency.upper()}): {format_money(before, currency)} before repair, "
-                f"{format_money(after, currency)} after ({format_money(after - before, currency, signed=True)})."
-            )
-    return "\n".join(lines)

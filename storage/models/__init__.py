@@ -15,7 +15,7 @@ from storage.models.jobs import JobLease, JobRun, PostedItem, RunStatus, RunTrig
 from storage.models.ledger import CustomerMrr, MovementKind, MrrMovement
 from storage.models.lookup_indexes import customer_name_index  # noqa: F401
 from storage.models.outbox import Operation, OutboxMessage, OutboxStatus
-from storage.models.sync import SyncCursor, SyncStatus
+from storage.models.sync import SyncCursor, SyncStatus, WebhookRejection
 from storage.models.tasks import Task, TaskAction, TaskAudit, TaskStatus
 from storage.models.timeline import TimelineEntry
 
@@ -50,4 +50,5 @@ __all__ = [
     "SyncCursor",
     "SyncStatus",
     "TimelineEntry",
+    "WebhookRejection",
 ]

@@ -39,3 +39,17 @@ class SyncCursor(SQLModel, table=True):
     updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     finished_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     last_error: str | None = Field(default=None, sa_type=Text)
+
+
+class WebhookRejection(SQLModel, table=True):
+    """Webhook requests refused for their signature, counted per minute.
+
+    The endpoint only counts in memory (`bot/webhook_rejections.py`); a background thread
+    adds the counts here, so a spike (a wrong or rotated secret) is visible to the health
+    check in any process without a database write on the request path.
+    """
+
+    __tablename__ = "webhook_rejection"
+
+    minute: datetime = Field(primary_key=True, sa_type=UTCDateTime)  # the minute's start, UTC
+    count: int = 0

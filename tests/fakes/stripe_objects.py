@@ -70,6 +70,7 @@ def subscription(
     interval: str = "month",
     quantity: int = 1,
     canceled_at: int | None = None,
+    trial_end: int | None = None,
 ) -> dict[str, Any]:
     sub_id = f"sub_{n:08d}"
     period_end = created + 30 * 86400
@@ -110,8 +111,8 @@ def subscription(
         "metadata": {},
         "start_date": created,
         "status": status,
-        "trial_end": None,
-        "trial_start": None,
+        "trial_end": trial_end,
+        "trial_start": created if trial_end else None,
     }
 
 

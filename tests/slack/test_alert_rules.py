@@ -133,7 +133,7 @@ def test_duplicate_and_stale_events_never_make_a_second_alert(store, settings):
 
 def test_history_never_alerts(store, settings):
     failed_invoice(store)
-    for source in ("replay", "backfill"):
+    for source in ("replay", "backfill", "reconcile"):
         react(store, settings, event("invoice.payment_failed", INVOICE), source=source)
     assert alerts(store) == [] and outbox_rows(store) == []
 

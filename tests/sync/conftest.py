@@ -1,18 +1,22 @@
-"""Fixtures for backfill and reconciliation: a simulated clock, the Stripe stand-in, a client."""
+"""Fixtures for backfill and reconciliation: a simulated clock, the Stripe stand-in, a client,
+and the real `apply_object` with a note of what it was given."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 import stripe
+from sqlmodel import Session
 
 from bot.settings import Settings
 from bot.stripe_client import make_stripe_client
+from handlers.stripe.objects import apply_object
+from handlers.stripe.registry import Change
 from handlers.sync.pacing import Pacer
 from tests.fakes.stripe_api import StripeStandIn
-from tests.sync.local_apply import LocalApply
 
 API_KEY = "sk_test_billbot_standin"
 
@@ -63,6 +67,25 @@ def pacer(clock) -> Pacer:
     return Pacer(max_per_second=25, clock=clock, sleep=clock.sleep, max_attempts=4)
 
 
+class RecordingApply:
+    """The real `handlers.stripe.objects.apply_object`, noting each object it was given
+    (type, id, version) so tests can check order and that nothing was applied twice."""
+
+    def __init__(self) -> None:
+        self.seen: list[tuple[str, str, datetime]] = []
+
+    def __call__(
+        self,
+        session: Session,
+        obj: dict[str, Any],
+        *,
+        version_at: datetime,
+        source_event_id: str | None = None,
+    ) -> list[Change]:
+        self.seen.append((obj.get("object"), obj.get("id"), version_at))
+        return apply_object(session, obj, version_at=version_at, source_event_id=source_event_id)
+
+
 @pytest.fixture
-def local_apply() -> LocalApply:
-    return LocalApply()
+def recorder() -> RecordingApply:
+    return RecordingApply()

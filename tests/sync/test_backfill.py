@@ -46,19 +46,19 @@ def make_backfill(engine, client, pacer, clock, apply, **kwargs) -> Backfill:
 
 
 def test_pages_through_every_customer_newest_first(
-    sqlite_db, client, pacer, clock, stand_in, local_apply
+    sqlite_db, client, pacer, clock, stand_in, recorder
 ):
     made = add_customers(stand_in, 7)
     seen = []
     backfill = make_backfill(
-        sqlite_db, client, pacer, clock, local_apply, page_size=3, on_progress=seen.append
+        sqlite_db, client, pacer, clock, recorder, page_size=3, on_progress=seen.append
     )
 
     [result] = backfill.run(only=["customers"])
 
     assert (result.pages, result.fetched, result.applied, result.done) == (3, 7, 7, True)
     order = newest_first(made)
-    assert [oid for _, oid, _ in local_apply.seen] == order
+    assert [oid for _, oid, _ in recorder.seen] == order
     queries = [r.query for r in stand_in.served("customers")]
     assert [q.get("starting_after") for q in queries] == [None, order[2], order[5]]
     assert {q["limit"] for q in queries} == {"3"}
@@ -74,7 +74,7 @@ def test_pages_through_every_customer_newest_first(
 
 
 def test_subscriptions_of_every_status_are_read(
-    sqlite_db, client, pacer, clock, stand_in, local_apply
+    sqlite_db, client, pacer, clock, stand_in, recorder
 ):
     statuses = ["active", "canceled", "trialing", "past_due", "incomplete_expired", "unpaid"]
     stand_in.add(
@@ -84,20 +84,20 @@ def test_subscriptions_of_every_status_are_read(
             for n, s in enumerate(statuses)
         ],
     )
-    make_backfill(sqlite_db, client, pacer, clock, local_apply).run(only=["subscriptions"])
+    make_backfill(sqlite_db, client, pacer, clock, recorder).run(only=["subscriptions"])
 
-    assert sorted(obj_id for _, obj_id, _ in local_apply.seen) == [f"sub_{n:08d}" for n in range(6)]
+    assert sorted(obj_id for _, obj_id, _ in recorder.seen) == [f"sub_{n:08d}" for n in range(6)]
     assert stand_in.served("subscriptions")[0].query["status"] == "all"
 
 
 def test_only_reads_the_listed_types_in_backfill_order(
-    sqlite_db, client, pacer, clock, stand_in, local_apply
+    sqlite_db, client, pacer, clock, stand_in, recorder
 ):
     add_customers(stand_in, 2)
     stand_in.add("refunds", so.refund(1, charge_id="ch_1", created=so.EPOCH))
     stand_in.add("invoices", so.invoice(1, customer_id="cus_1", created=so.EPOCH))
 
-    results = make_backfill(sqlite_db, client, pacer, clock, local_apply).run(
+    results = make_backfill(sqlite_db, client, pacer, clock, recorder).run(
         only=["refunds", "customers"]
     )
 
@@ -115,12 +115,12 @@ def test_parse_only_names_the_choices():
 
 
 def test_since_asks_stripe_for_newer_objects_only(
-    sqlite_db, client, pacer, clock, stand_in, local_apply
+    sqlite_db, client, pacer, clock, stand_in, recorder
 ):
     made = add_customers(stand_in, 10)
     since = datetime.fromtimestamp(made[6]["created"], UTC)
 
-    [result] = make_backfill(sqlite_db, client, pacer, clock, local_apply).run(
+    [result] = make_backfill(sqlite_db, client, pacer, clock, recorder).run(
         only=["customers"], since=since
     )
 
@@ -130,12 +130,12 @@ def test_since_asks_stripe_for_newer_objects_only(
 
 
 def test_429s_are_retried_after_the_wait_stripe_asks_for(
-    sqlite_db, client, pacer, clock, stand_in, local_apply
+    sqlite_db, client, pacer, clock, stand_in, recorder
 ):
     made = add_customers(stand_in, 10)
     stand_in.rate_limit(every=2, retry_after="3")
 
-    [result] = make_backfill(sqlite_db, client, pacer, clock, local_apply, page_size=3).run(
+    [result] = make_backfill(sqlite_db, client, pacer, clock, recorder, page_size=3).run(
         only=["customers"]
     )
 
@@ -152,7 +152,7 @@ def test_429s_are_retried_after_the_wait_stripe_asks_for(
 
 
 def test_429_without_retry_after_backs_off_exponentially(
-    sqlite_db, client, clock, stand_in, local_apply
+    sqlite_db, client, clock, stand_in, recorder
 ):
     add_customers(stand_in, 2)
     stand_in.rate_limit(every=1)  # every request refused
@@ -160,29 +160,27 @@ def test_429_without_retry_after_backs_off_exponentially(
 
     pacer = Pacer(max_per_second=25, clock=clock, sleep=clock.sleep, max_attempts=5)
     with pytest.raises(BackfillInterrupted, match="HTTP 429"):
-        make_backfill(sqlite_db, client, pacer, clock, local_apply).run(only=["customers"])
+        make_backfill(sqlite_db, client, pacer, clock, recorder).run(only=["customers"])
     assert clock.sleeps == [1.0, 2.0, 4.0, 8.0]
     assert len(stand_in.requests) == 5
 
 
-def test_stripe_should_retry_false_is_obeyed(
-    sqlite_db, client, pacer, clock, stand_in, local_apply
-):
+def test_stripe_should_retry_false_is_obeyed(sqlite_db, client, pacer, clock, stand_in, recorder):
     add_customers(stand_in, 2)
     stand_in.rate_limit(every=1, retry_after="1", should_retry="false")
     with pytest.raises(BackfillInterrupted):
-        make_backfill(sqlite_db, client, pacer, clock, local_apply).run(only=["customers"])
+        make_backfill(sqlite_db, client, pacer, clock, recorder).run(only=["customers"])
     assert len(stand_in.requests) == 1 and clock.sleeps == []
 
 
 @pytest.mark.parametrize("kind", ["500", "drop"])
 def test_failure_mid_way_then_resume_from_the_cursor(
-    engine, client, pacer, clock, stand_in, local_apply, kind
+    engine, client, pacer, clock, stand_in, recorder, kind
 ):
     made = add_customers(stand_in, 9)
     order = newest_first(made)
     stand_in.fail(from_request=3, kind=kind)  # pages 1 and 2 succeed, then Stripe goes away
-    backfill = make_backfill(engine, client, pacer, clock, local_apply, page_size=2)
+    backfill = make_backfill(engine, client, pacer, clock, recorder, page_size=2)
 
     with pytest.raises(BackfillInterrupted, match=f"resume after {order[3]}"):
         backfill.run(only=["customers"])
@@ -208,14 +206,14 @@ def test_failure_mid_way_then_resume_from_the_cursor(
     assert result.resumed_from == order[3]
     assert (result.fetched, result.pages, result.done) == (9, 5, True)
     assert stored_customer_ids(engine) == set(order)
-    assert len(local_apply.seen) == 9  # nothing applied twice
+    assert len(recorder.seen) == 9  # nothing applied twice
 
 
 def test_a_finished_backfill_starts_over_next_time(
-    sqlite_db, client, pacer, clock, stand_in, local_apply
+    sqlite_db, client, pacer, clock, stand_in, recorder
 ):
     add_customers(stand_in, 3)
-    backfill = make_backfill(sqlite_db, client, pacer, clock, local_apply, page_size=2)
+    backfill = make_backfill(sqlite_db, client, pacer, clock, recorder, page_size=2)
     backfill.run(only=["customers"])
     [again] = backfill.run(only=["customers"])
     assert again.resumed_from is None and again.fetched == 3
@@ -223,11 +221,11 @@ def test_a_finished_backfill_starts_over_next_time(
 
 
 def test_a_different_since_does_not_resume_the_old_cursor(
-    sqlite_db, client, pacer, clock, stand_in, local_apply
+    sqlite_db, client, pacer, clock, stand_in, recorder
 ):
     made = add_customers(stand_in, 4)
     stand_in.fail(from_request=2)
-    backfill = make_backfill(sqlite_db, client, pacer, clock, local_apply, page_size=2)
+    backfill = make_backfill(sqlite_db, client, pacer, clock, recorder, page_size=2)
     with pytest.raises(BackfillInterrupted):
         backfill.run(only=["customers"])
     stand_in.heal()
@@ -238,7 +236,7 @@ def test_a_different_since_does_not_resume_the_old_cursor(
 
 
 def test_newer_webhook_state_wins_and_older_loses(
-    sqlite_db, client, pacer, clock, stand_in, local_apply
+    sqlite_db, client, pacer, clock, stand_in, recorder
 ):
     made = add_customers(stand_in, 2)
     read_at = clock.now()
@@ -260,7 +258,7 @@ def test_newer_webhook_state_wins_and_older_loses(
             )
         )
 
-    [result] = make_backfill(sqlite_db, client, pacer, clock, local_apply).run(only=["customers"])
+    [result] = make_backfill(sqlite_db, client, pacer, clock, recorder).run(only=["customers"])
 
     assert (result.fetched, result.applied) == (2, 1)
     with read_scope(sqlite_db) as session:
@@ -272,13 +270,14 @@ def test_newer_webhook_state_wins_and_older_loses(
 
 
 def test_after_object_hook_sees_each_change_and_bad_objects_are_skipped(
-    sqlite_db, client, pacer, clock, stand_in, local_apply
+    sqlite_db, client, pacer, clock, stand_in, recorder
 ):
-    made = add_customers(stand_in, 5)
-    local_apply.refuse.add(made[2]["id"])
+    made = [so.customer(n, created=so.EPOCH + n * DAY) for n in range(5)]
+    made[2]["currency"] = "us dollars"  # not a currency code: the conversion refuses it
+    stand_in.add("customers", *made)
     hooked = []
     backfill = make_backfill(
-        sqlite_db, client, pacer, clock, local_apply, after_object=lambda s, ch: hooked.extend(ch)
+        sqlite_db, client, pacer, clock, recorder, after_object=lambda s, ch: hooked.extend(ch)
     )
 
     [result] = backfill.run(only=["customers"])
@@ -289,7 +288,7 @@ def test_after_object_hook_sees_each_change_and_bad_objects_are_skipped(
 
 
 def test_a_wrong_key_stops_with_a_clear_message(
-    sqlite_db, settings, pacer, clock, stand_in, local_apply
+    sqlite_db, settings, pacer, clock, stand_in, recorder
 ):
     from bot.settings import Settings
     from bot.stripe_client import make_stripe_client
@@ -298,5 +297,5 @@ def test_a_wrong_key_stops_with_a_clear_message(
         Settings(stripe_api_key="sk_test_wrong", stripe_api_base=stand_in.url)
     )
     with pytest.raises(BackfillInterrupted, match="refused STRIPE_API_KEY"):
-        make_backfill(sqlite_db, wrong, pacer, clock, local_apply).run(only=["customers"])
+        make_backfill(sqlite_db, wrong, pacer, clock, recorder).run(only=["customers"])
     assert stand_in.requests[0].authorization == "Bearer sk_test_wrong" and clock.sleeps == []

@@ -9,7 +9,7 @@ import pytest
 from bot.cli import build_parser, main
 from bot.commands.backfill import run_backfill
 from bot.commands.import_csv import run_import
-from bot.commands.reconcile import run_reconcile
+from bot.commands.reconcile import run_reconcile_command
 from bot.settings import Settings
 from tests.fakes import stripe_objects as so
 from tests.sync.conftest import API_KEY
@@ -66,14 +66,14 @@ def backfill_args(*argv: str):
     return build_parser().parse_args(["backfill", *argv])
 
 
-def test_backfill_command_reads_and_reports_plain_lines(settings, stand_in, clock, local_apply):
+def test_backfill_command_reads_and_reports_plain_lines(settings, stand_in, clock, recorder):
     stand_in.add("customers", *[so.customer(n, created=so.EPOCH + n * 86400) for n in range(5)])
     err = io.StringIO()
 
     code = run_backfill(
         backfill_args("--only", "customers", "--since", "2024-01-03"),
         settings,
-        apply_object=local_apply,
+        apply_object=recorder,
         stderr=err,
         clock=clock,
         sleep=clock.sleep,
@@ -85,32 +85,34 @@ def test_backfill_command_reads_and_reports_plain_lines(settings, stand_in, cloc
         ["customers", "3", "read", "3", "written"],  # after the page
         ["customers", "3", "read", "3", "written", "done"],
     ]
-    assert lines[-1] == "backfill done: 3 objects read, 3 written"
+    assert lines[-1] == (
+        "backfill done: 3 objects read, 3 written, 0 MRR ledger lines (nothing posted to Slack)"
+    )
     assert "\r" not in err.getvalue()
     assert stand_in.served("customers")[0].query["created[gte]"] == str(so.EPOCH + 2 * 86400)
 
 
-def test_backfill_progress_on_a_terminal_rewrites_one_line(settings, stand_in, clock, local_apply):
+def test_backfill_progress_on_a_terminal_rewrites_one_line(settings, stand_in, clock, recorder):
     stand_in.add("customers", *[so.customer(n, created=so.EPOCH + n) for n in range(3)])
     term = Terminal()
     args = backfill_args("--only", "customers")
     assert (
         run_backfill(
-            args, settings, apply_object=local_apply, stderr=term, clock=clock, sleep=clock.sleep
+            args, settings, apply_object=recorder, stderr=term, clock=clock, sleep=clock.sleep
         )
         == 0
     )
     assert term.getvalue().count("\r") == 2 and "customers" in term.getvalue()
 
 
-def test_backfill_command_says_how_to_resume(settings, stand_in, clock, local_apply):
+def test_backfill_command_says_how_to_resume(settings, stand_in, clock, recorder):
     stand_in.add("customers", so.customer(1, created=so.EPOCH))
     stand_in.fail(from_request=1, kind="drop")
     err = io.StringIO()
     args = backfill_args("--only", "customers")
     assert (
         run_backfill(
-            args, settings, apply_object=local_apply, stderr=err, clock=clock, sleep=clock.sleep
+            args, settings, apply_object=recorder, stderr=err, clock=clock, sleep=clock.sleep
         )
         == 1
     )
@@ -118,34 +120,34 @@ def test_backfill_command_says_how_to_resume(settings, stand_in, clock, local_ap
     assert clock.sleeps == [1.0, 2.0, 4.0, 8.0, 16.0, 30.0, 30.0]  # 8 attempts, capped backoff
 
 
-def test_import_csv_command(settings, tmp_path, local_apply):
+def test_import_csv_command(settings, tmp_path, recorder):
     path = tmp_path / "customers.csv"
     path.write_text(
         "id,Email,Name,Created (UTC)\ncus_1,a@example.com,A,2024-01-01 00:00\n", encoding="utf-8"
     )
     err = io.StringIO()
     args = build_parser().parse_args(["import-csv", "--kind", "customers", str(path)])
-    assert run_import(args, settings, apply_object=local_apply, stderr=err) == 0
+    assert run_import(args, settings, apply_object=recorder, stderr=err) == 0
     assert err.getvalue().strip() == "imported 1 customers from customers.csv: 1 written"
 
     path.write_text("id,Email\n", encoding="utf-8")
     args = build_parser().parse_args(["import-csv", "--kind", "invoices", str(path)])
-    assert run_import(args, settings, apply_object=local_apply, stderr=err) == 1
+    assert run_import(args, settings, apply_object=recorder, stderr=err) == 1
     assert "missing column 'Customer' or 'Customer ID'" in err.getvalue()
 
     args = build_parser().parse_args(
         ["import-csv", "--kind", "invoices", str(tmp_path / "nope.csv")]
     )
-    assert run_import(args, settings, apply_object=local_apply, stderr=err) == 2
+    assert run_import(args, settings, apply_object=recorder, stderr=err) == 2
 
 
-def test_reconcile_command_reports_no_drift(settings, stand_in, clock, local_apply):
+def test_reconcile_command_reports_no_drift(settings, stand_in, clock, recorder):
     out, err = io.StringIO(), io.StringIO()
     args = build_parser().parse_args(["reconcile"])
-    code = run_reconcile(
+    code = run_reconcile_command(
         args,
         settings,
-        apply_object=local_apply,
+        apply_object=recorder,
         stdout=out,
         stderr=err,
         clock=clock,
@@ -169,3 +171,27 @@ def test_settings_point_the_client_at_the_stand_in(stand_in):
 
     make_stripe_client(settings).v1.customers.list({"limit": 1})
     assert stand_in.requests[0].authorization == f"Bearer {API_KEY}"
+
+
+def test_reconcile_command_queues_the_report_and_says_so(settings, stand_in, clock, recorder):
+    now = int(clock.now().timestamp())
+    customer = so.customer(1, created=so.EPOCH)
+    stand_in.add("events", so.event(1, type="customer.updated", obj=customer, created=now - 60))
+    out = io.StringIO()
+    digest = settings.model_copy(update={"slack_channel_digest": "#digest"})
+
+    code = run_reconcile_command(
+        build_parser().parse_args(["reconcile"]),
+        digest,
+        apply_object=recorder,
+        stdout=out,
+        clock=clock,
+        sleep=clock.sleep,
+        now=clock.now,
+    )
+
+    assert code == 0
+    assert out.getvalue().splitlines()[1:] == [
+        "Re-queued 1 missed webhook events: customer.updated ×1.",
+        "drift report queued for #digest",
+    ]

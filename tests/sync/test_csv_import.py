@@ -30,18 +30,18 @@ in_2,12.00,0.00,12.00,2,manual,usd,cus_B2,bob@example.com,01/15/2026 10:00,01/30
 """
 
 
-def run(engine, local_apply, kind, text, exported_at=EXPORTED):
+def run(engine, recorder, kind, text, exported_at=EXPORTED):
     return import_csv(
         engine=engine,
         kind=kind,
         stream=io.StringIO(text),
         exported_at=exported_at,
-        apply_object=local_apply,
+        apply_object=recorder,
     )
 
 
-def test_customers_export(engine, local_apply):
-    result = run(engine, local_apply, "customers", CUSTOMERS)
+def test_customers_export(engine, recorder):
+    result = run(engine, recorder, "customers", CUSTOMERS)
     assert (result.rows, result.applied) == (2, 2)
     with read_scope(engine) as session:
         ada = session.get(Customer, "cus_A1")
@@ -65,42 +65,42 @@ def test_subscriptions_export_becomes_api_shaped_objects():
     )
 
 
-def test_subscriptions_export_is_stored(sqlite_engine, local_apply):
-    run(sqlite_engine, local_apply, "subscriptions", SUBSCRIPTIONS)
+def test_subscriptions_export_is_stored(sqlite_engine, recorder):
+    run(sqlite_engine, recorder, "subscriptions", SUBSCRIPTIONS)
     with read_scope(sqlite_engine) as session:
         statuses = {s.id: s.status for s in session.exec(select(Subscription))}
     assert statuses == {"sub_1": "active", "sub_2": "canceled"}
 
 
-def test_invoices_export(sqlite_engine, local_apply):
+def test_invoices_export(sqlite_engine, recorder):
     in1, in2 = read_objects("invoices", io.StringIO(INVOICES))
     assert (in1["amount_due"], in1["amount_paid"], in1["amount_remaining"]) == (3704, 3704, 0)
     assert in1["parent"]["subscription_details"]["subscription"] == "sub_1"
     assert in2["created"] == int(datetime(2026, 1, 15, 10, tzinfo=UTC).timestamp())
     assert in2["status"] == "open" and in2["parent"] is None and in2["attempt_count"] == 2
-    run(sqlite_engine, local_apply, "invoices", INVOICES)
+    run(sqlite_engine, recorder, "invoices", INVOICES)
     with read_scope(sqlite_engine) as session:
         assert session.get(Invoice, "in_2").amount_paid == 0
 
 
-def test_webhook_data_newer_than_the_export_wins(sqlite_engine, local_apply):
+def test_webhook_data_newer_than_the_export_wins(sqlite_engine, recorder):
     with session_scope(sqlite_engine) as session:
         session.add(
             Customer(id="cus_A1", email="new@example.com", version_at=EXPORTED + timedelta(hours=1))
         )
-    result = run(sqlite_engine, local_apply, "customers", CUSTOMERS)
+    result = run(sqlite_engine, recorder, "customers", CUSTOMERS)
     assert result.applied == 1
     with read_scope(sqlite_engine) as session:
         assert session.get(Customer, "cus_A1").email == "new@example.com"
 
 
-def test_a_bad_file_imports_nothing_and_names_every_bad_row(sqlite_engine, local_apply):
+def test_a_bad_file_imports_nothing_and_names_every_bad_row(sqlite_engine, recorder):
     bad = (
         CUSTOMERS
         + "cus_C3,,c@example.com,C,yesterday,usd,false,\ncus_D4,,d@example.com,D,2024-13-45,usd,false,\n"
     )
     with pytest.raises(CsvImportError) as raised:
-        run(sqlite_engine, local_apply, "customers", bad)
+        run(sqlite_engine, recorder, "customers", bad)
     message = str(raised.value)
     assert "line 4: Created (UTC): 'yesterday' is not a date" in message
     assert "line 5: Created (UTC): '2024-13-45'" in message

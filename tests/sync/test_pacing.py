@@ -38,7 +38,7 @@ def test_requests_spread_over_time_never_wait(clock):
 
 
 def test_a_whole_backfill_stays_within_the_test_mode_limit(
-    sqlite_engine, client, clock, stand_in, local_apply
+    sqlite_engine, client, clock, stand_in, recorder
 ):
     stand_in.add("customers", *[so.customer(n, created=so.EPOCH + n) for n in range(80)])
     pacer = Pacer(
@@ -48,7 +48,7 @@ def test_a_whole_backfill_stays_within_the_test_mode_limit(
         engine=sqlite_engine,
         client=client,
         pacer=pacer,
-        apply_object=local_apply,
+        apply_object=recorder,
         now=clock.now,
         page_size=1,
     )
