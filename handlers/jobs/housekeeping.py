@@ -10,6 +10,9 @@ say when the inbox backlog looks like no worker is running.
   `channel_not_found`) are re-queued once each, if they are younger than `RESEND_WITHIN`
   (posted key `outbox-resend:{id}`): a fixed channel or token gets them out, a permanent
   error does not loop, and a day-old alert is not posted late.
+- The webhook feed: `handlers.sync.webhook_health.check_webhook_health` warns once per
+  incident when no Stripe event has arrived for `WEBHOOK_SILENCE_HOURS` while subscriptions
+  are active, or when signature failures spike (a wrong `STRIPE_WEBHOOK_SECRET`).
 - Pruning: applied/ignored inbox events after `INBOX_RETENTION_DAYS`, settled outbox rows
   after `OUTBOX_RETENTION_DAYS`, job runs and posted keys after `JOB_HISTORY_RETENTION_DAYS`
   (0 keeps inbox/outbox rows forever).
@@ -24,6 +27,7 @@ from sqlalchemy import Engine
 
 from bot.settings import Settings
 from handlers.jobs import JobResult
+from handlers.sync.webhook_health import check_webhook_health
 from storage.db import read_scope, session_scope
 from storage.jobs import posted_keys, record_posted
 from storage.retention import (
@@ -44,7 +48,7 @@ MAX_BATCHES = 100  # per run and table: a first prune of a huge table finishes o
 
 def run_housekeeping(*, engine: Engine, settings: Settings, now: datetime) -> JobResult:
     result = JobResult(JOB)
-    for step in (_resend_failed, _prune, _watch_inbox):
+    for step in (_resend_failed, _prune, _watch_inbox, _watch_webhooks):
         try:
             step(engine, settings, now, result)
         except Exception as exc:  # one step's trouble must not keep the others from running
@@ -107,3 +111,9 @@ def _watch_inbox(engine: Engine, settings: Settings, now: datetime, result: JobR
             extra={"due": count, "oldest_age_seconds": int((now - oldest).total_seconds())},
         )
         result.notes.append("the oldest has waited over 10 minutes: is a worker running?")
+
+
+def _watch_webhooks(engine: Engine, settings: Settings, now: datetime, result: JobResult) -> None:
+    for warning in check_webhook_health(engine=engine, settings=settings, now=now):
+        line = f"webhook warning {warning.incident_key}"
+        (result.posted if warning.queued else result.skipped).append(line)

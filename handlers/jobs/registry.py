@@ -113,9 +113,7 @@ JOBS: dict[str, JobSpec] = {
         JobSpec(
             "reconcile",
             "compare the store with Stripe, report drift (needs STRIPE_API_KEY)",
-            lambda c: run_reconcile(
-                engine=c.engine, settings=c.settings, now=c.now, after_enqueue=c.after_enqueue
-            ),
+            lambda c: run_reconcile(engine=c.engine, settings=c.settings, now=c.now),
             _reconcile_trigger,
         ),
     )

@@ -128,3 +128,22 @@ def test_a_backlog_nobody_works_on_is_reported(engine, caplog):
     result = run_housekeeping(engine=engine, settings=job_settings(), now=NOW)
     assert "1 inbox event(s) due for the worker" in result.notes
     assert any(r.getMessage() == "housekeeping.inbox_stalled" for r in caplog.records)
+
+
+def test_a_silent_webhook_feed_is_reported_once(engine):
+    from handlers.stripe.objects import apply_object
+    from tests.fakes import stripe_objects as so
+
+    settings = job_settings(webhook_silence_hours=24)
+    with session_scope(engine) as session:
+        session.add(event(1, EventStatus.APPLIED, timedelta(hours=30), source="webhook"))
+        sub = so.subscription(1, customer_id="cus_1", created=so.EPOCH)
+        apply_object(session, sub, version_at=NOW - timedelta(hours=30))
+
+    first = run_housekeeping(engine=engine, settings=settings, now=NOW)
+    second = run_housekeeping(engine=engine, settings=settings, now=NOW + timedelta(hours=1))
+
+    assert [line for line in first.posted if "webhook" in line] != []
+    assert not [line for line in second.posted if "webhook" in line]
+    warnings = [m for m in rows(engine, OutboxMessage) if m.kind == "webhook_silence"]
+    assert len(warnings) == 1 and warnings[0].channel == "#billing-alerts"

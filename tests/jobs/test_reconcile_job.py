@@ -1,5 +1,5 @@
-"""The `reconcile` job against the loopback Stripe stand-in: a drift report is posted to the
-digest channel only when something drifted, and once per day."""
+"""The `reconcile` job against the loopback Stripe stand-in: a drift report is queued for the
+digest channel only when something drifted, and the same drift is reported once."""
 
 from __future__ import annotations
 
@@ -8,15 +8,15 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from bot.stripe_client import make_stripe_client
-from handlers.jobs.reconcile import DRIFT_TITLE, run_reconcile
+from handlers.jobs.reconcile import NO_KEY, run_reconcile
+from handlers.slack.sync_blocks import DRIFT_HEADER
+from handlers.stripe.objects import apply_object
 from handlers.sync.pacing import Pacer
 from storage.db import session_scope
-from storage.models import SubscriptionItem
 from tests.fakes import stripe_objects as so
 from tests.fakes.stripe_api import StripeStandIn
 from tests.jobs.conftest import job_settings, outbox
 from tests.sync.conftest import API_KEY, FakeClock
-from tests.sync.local_apply import LocalApply
 
 
 @pytest.fixture
@@ -30,52 +30,46 @@ def stand_in(clock):
         yield server
 
 
-def run(engine, stand_in, clock, **extra):
-    settings = job_settings(stripe_api_key=API_KEY, stripe_api_base=stand_in.url)
+def run(engine, stand_in, clock, **settings):
+    settings = job_settings(stripe_api_key=API_KEY, stripe_api_base=stand_in.url, **settings)
     return run_reconcile(
         engine=engine,
         settings=settings,
         now=clock.now(),
         client=make_stripe_client(settings),
         pacer=Pacer(max_per_second=25, clock=clock, sleep=clock.sleep),
-        apply_object=LocalApply(),
-        **extra,
     )
 
 
-def test_a_missed_cancellation_is_repaired_and_reported_once(sqlite_engine, stand_in, clock):
+def test_a_missed_cancellation_is_repaired_and_reported_once(engine, stand_in, clock):
     now = int(clock.now().timestamp())
     active = so.subscription(1, customer_id="cus_1", created=so.EPOCH)
-    with session_scope(sqlite_engine) as session:
-        LocalApply()(
-            session, active, version_at=clock.now() - timedelta(days=2), source_event_id="evt_seen"
-        )
-        session.add(
-            SubscriptionItem(
-                id="si_1",
-                subscription_id=active["id"],
-                currency="usd",
-                unit_amount=2000,
-                interval="month",
-            )
-        )
+    with session_scope(engine) as session:
+        apply_object(session, active, version_at=clock.now() - timedelta(days=2))
     stand_in.add(
         "subscriptions",
         {**active, "status": "canceled", "canceled_at": now - 600, "ended_at": now - 600},
     )
 
-    result = run(sqlite_engine, stand_in, clock)
+    result = run(engine, stand_in, clock)
 
-    [message] = outbox(sqlite_engine, "reconcile")
+    [message] = outbox(engine, "drift_report")
     assert message.channel == "#revenue"
-    assert message.payload["blocks"][0]["text"]["text"] == DRIFT_TITLE
-    assert "Repaired 1 objects" in message.payload["blocks"][1]["text"]["text"]
-    assert result.posted == ["drift report for 2026-03-27 to #revenue"]
-    assert run(sqlite_engine, stand_in, clock).posted == []  # the store matches now: no post
-    assert len(outbox(sqlite_engine)) == 1
+    assert message.payload["blocks"][0]["text"]["text"] == DRIFT_HEADER
+    assert result.posted == ["drift report (1 objects) to #revenue"]
+    again = run(engine, stand_in, clock)
+    assert again.posted == [] and "no drift: the store matches Stripe" in again.notes
+    assert len(outbox(engine, "drift_report")) == 1
 
 
 def test_no_drift_posts_nothing(sqlite_engine, stand_in, clock):
     result = run(sqlite_engine, stand_in, clock)
     assert outbox(sqlite_engine) == []
     assert "no drift: the store matches Stripe" in result.notes
+
+
+def test_without_a_key_it_says_so_and_touches_nothing(sqlite_engine, stand_in, clock):
+    settings = job_settings(stripe_api_key=None)
+    result = run_reconcile(engine=sqlite_engine, settings=settings, now=clock.now())
+    assert result.notes == [NO_KEY]
+    assert outbox(sqlite_engine) == []

@@ -16,7 +16,7 @@ import storage.types
 
 
 revision: str = '287f035cbe32'
-down_revision: str | None = '45ec12261e83'
+down_revision: str | None = '518a427821d6'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
