@@ -116,7 +116,15 @@ def test_a_signed_failed_payment_is_printed_as_an_alert_in_console_mode(tmp_path
     log = served.log
     assert log.count("slack.console_mode") == 1 and "Traceback" not in log
     alert = log[log.index("── post → #billbot-console ──") :]
-    for line in ("Payment failed: Grace Hopper · $20.00 · attempt 1", "Customer: Grace Hopper · grace@navy.example",
-                 "Amount: $20.00", "Attempt: 1", "[Open in Stripe]"):  # fmt: skip
+    expected = [
+        "Payment failed: Grace Hopper · $20.00 · attempt 1",
+        "Customer: Grace Hopper · grace@navy.example",
+        f"Amount: $20.00 · GRACE-0001 ({failed['hosted_invoice_url']})",  # a link, as people read it
+        "Attempt: 1",
+        "Next retry: 2026-09-21 14:13 UTC",  # a Slack date token, as its UTC fallback
+        "[Open in Stripe]",
+    ]
+    for line in expected:
         assert line in alert, f"{line!r} not in:\n{alert}"
+    assert "<!date^" not in alert and "<http" not in alert
     assert WEBHOOK_SECRET not in log
