@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import logging
 import sys
 
 from pydantic import ValidationError
 
+from bot.logs import configure_logging
 from bot.settings import Settings
 
 COMMAND_MODULES = (
@@ -52,11 +52,7 @@ def load_settings() -> Settings:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     settings = load_settings()
-    logging.basicConfig(
-        level=settings.log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s %(message)s",
-        stream=sys.stderr,
-    )
+    configure_logging(settings.log_level)
     return int(args.handler(args, settings) or 0)
 
 

@@ -127,4 +127,7 @@ def test_a_signed_failed_payment_is_printed_as_an_alert_in_console_mode(tmp_path
     for line in expected:
         assert line in alert, f"{line!r} not in:\n{alert}"
     assert "<!date^" not in alert and "<http" not in alert
+    # log lines are events with their ids, so an operator can follow one alert through
+    assert f"alerts.opened event_id={events[1]['id']}" in log and "alert_id=1" in log
+    assert "slack.outbox.sent outbox_id=1 operation=post alert_id=1" in log
     assert WEBHOOK_SECRET not in log
