@@ -15,6 +15,7 @@ from typing import TextIO
 
 from bot.settings import Settings
 from bot.stripe_client import StripeKeyError, api_key, make_stripe_client
+from handlers.revenue.baseline import record_imported_mrr
 from handlers.sync.backfill import (
     OBJECT_TYPES,
     ApplyObject,
@@ -110,6 +111,7 @@ def run_backfill(
             on_progress=ProgressPrinter(err, clock=clock),
         )
         results = backfill.run(only=args.only, since=args.since, restart=args.restart)
+        record_imported_mrr(engine, settings, now=datetime.now(UTC))  # history has no events
     except BackfillInterrupted as exc:
         print(f"billbot backfill: {exc}", file=err)
         return 1

@@ -10,6 +10,7 @@ from typing import TextIO
 
 from bot.commands.backfill import since_date
 from bot.settings import Settings
+from handlers.revenue.baseline import record_imported_mrr
 from handlers.sync.backfill import ApplyObject
 from handlers.sync.csv_import import KINDS, CsvImportError, import_csv
 from storage.db import make_engine
@@ -64,6 +65,7 @@ def run_import(
                 apply_object=apply_object,
                 livemode=args.live,
             )
+        record_imported_mrr(engine, settings, now=datetime.now(UTC))  # imports have no events
     except CsvImportError as exc:
         print(f"billbot import-csv: {path.name}: {exc}", file=err)
         return 1
