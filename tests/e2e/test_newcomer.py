@@ -1,9 +1,11 @@
-"""The `make run` path a newcomer takes: `billbot serve` in an empty directory, as its own
-process, with nothing configured (console mode, webhooks off), and then with only a webhook
-secret: a signed failed-payment event ends up as a readable alert in the log."""
+"""`billbot serve` as its own process, as a newcomer runs it (`make run`) and as it is deployed:
+in an empty directory with nothing configured (console mode, webhooks off); with only a webhook
+secret, where a signed failed-payment event ends up as a readable alert in the log; and with
+Slack configured, where the alert is posted and its button answered over real HTTP."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -16,8 +18,11 @@ from pathlib import Path
 
 import httpx
 
-from tests.e2e.harness import WEBHOOK_SECRET, wait_until
+from handlers.slack.ids import ActionId
+from tests.e2e.harness import BOT_TOKEN, SIGNING_SECRET, WEBHOOK_SECRET, wait_until
 from tests.factories import NEW, customer, event, invoice
+from tests.fakes.slack_api import FakeSlackApi
+from tests.slack.signing import block_actions, form_body, slack_headers
 from tests.stripe_signing import signed_request
 
 BILLBOT = Path(sys.executable).with_name("billbot")
@@ -131,3 +136,52 @@ def test_a_signed_failed_payment_is_printed_as_an_alert_in_console_mode(tmp_path
     assert f"alerts.opened event_id={events[1]['id']}" in log and "alert_id=1" in log
     assert "slack.outbox.sent outbox_id=1 operation=post alert_id=1" in log
     assert WEBHOOK_SECRET not in log
+
+
+def test_serve_with_slack_configured_posts_alerts_and_answers_buttons_over_http(tmp_path):
+    """The deployed shape: `billbot serve` as its own process, Slack's Web API at SLACK_API_URL,
+    a webhook's alert posted there, and its button pressed over real HTTP on /slack/events."""
+    grace = customer(api_version=NEW, name="Grace Hopper", email="grace@navy.example")
+    failed = invoice(api_version=NEW, customer=grace["id"], amount_due=2000, attempt_count=1)
+    events = [
+        event("customer.created", grace, created=1_789_000_000, api_version=NEW),
+        event("invoice.payment_failed", failed, created=1_789_000_100, api_version=NEW),
+    ]
+    with FakeSlackApi(token=BOT_TOKEN) as slack:
+        settings = {
+            "STRIPE_WEBHOOK_SECRET": WEBHOOK_SECRET,
+            "SLACK_BOT_TOKEN": BOT_TOKEN,
+            "SLACK_SIGNING_SECRET": SIGNING_SECRET,
+            "SLACK_API_URL": slack.base_url,
+            "SLACK_ALERT_CHANNEL": "#billing",
+        }
+        with billbot_serve(tmp_path, **settings) as served:
+            for payload in events:
+                body, headers = signed_request(payload, WEBHOOK_SECRET)
+                response = httpx.post(f"{served.url}/stripe/webhook", content=body, headers=headers)
+                assert response.status_code == 200, response.text
+            [post] = wait_until(lambda: slack.calls_to("chat.postMessage"), what="the alert")
+            value = next(
+                element["value"]
+                for block in post.json_param("blocks")
+                for element in block.get("elements", [])
+                if element.get("action_id") == ActionId.CREATE_TASK
+            )
+            click = block_actions(
+                action_id=ActionId.CREATE_TASK, value=value, user="U0ALICE",
+                channel=post.response["channel"], message_ts=post.response["ts"],
+            )  # fmt: skip
+            body = form_body(click)
+            answer = httpx.post(
+                f"{served.url}/slack/events", content=body,
+                headers=slack_headers(body, secret=SIGNING_SECRET),
+            )  # fmt: skip
+            assert answer.status_code == 200
+            [opened] = wait_until(lambda: slack.calls_to("views.open"), what="the task modal")
+            code = served.stop()
+    assert code == 0, served.log
+    assert post.response["channel"] == slack.channel_id("#billing")
+    assert post.params["text"].startswith("Payment failed: Grace Hopper · $20.00")
+    assert "Grace Hopper" in json.dumps(opened.json_param("view"))
+    assert "Traceback" not in served.log and "slack.console_mode" not in served.log
+    assert BOT_TOKEN not in served.log and SIGNING_SECRET not in served.log
