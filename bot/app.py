@@ -14,15 +14,18 @@ How the parts join (keep this the one place that wires them):
   Socket Mode when SLACK_APP_TOKEN is set;
 - reactions: the MRR ledger and alerts (`bot.services.standard_reactions`) run in the
   worker's transaction unless a caller passes its own.
-`extra_routes` / `extra_services` let a caller (a test, a deployment) add its own.
+`extra_routes` / `extra_services` let a caller (a test, a deployment) add its own; `clock` is
+the one "now" the worker, the sender and the Slack listeners use (tests pass a controllable
+one to see retries and Retry-After waits without sleeping).
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Protocol
 
 from slack_bolt import App
@@ -41,6 +44,7 @@ from bot.webhook_rejections import RejectionCounter
 from bot.worker import Worker
 from handlers.stripe.registry import Reaction
 from storage.db import make_engine
+from storage.types import utcnow
 
 logger = logging.getLogger(__name__)
 
@@ -66,6 +70,7 @@ class AppParts:
     services: list[Service] = field(default_factory=list)
     bolt_app: App | None = None
     rejections: RejectionCounter | None = None  # bad webhook signatures, for the health check
+    clock: Callable[[], datetime] = utcnow
 
 
 def create_app(
@@ -75,21 +80,22 @@ def create_app(
     reactions: Sequence[Reaction] | None = None,
     extra_routes: Sequence[BaseRoute] = (),
     extra_services: Sequence[Service] = (),
+    clock: Callable[[], datetime] = utcnow,
 ) -> Starlette:
     owns_engine = engine is None
     engine = engine if engine is not None else make_engine(settings.database_url)
     if reactions is None:
         reactions = standard_reactions(settings)
     worker = (
-        Worker.from_settings(settings, engine=engine, reactions=reactions)
+        Worker.from_settings(settings, engine=engine, reactions=reactions, clock=clock)
         if settings.worker_embedded
         else None
     )
     writer = InboxWriter(engine, on_commit=worker.wake if worker else None)
-    parts = AppParts(settings=settings, engine=engine, writer=writer, worker=worker)
+    parts = AppParts(settings=settings, engine=engine, writer=writer, worker=worker, clock=clock)
     parts.rejections = RejectionCounter(engine)
     if settings.slack_enabled and settings.slack_signing_secret is not None:
-        parts.bolt_app = create_bolt_app(settings, engine=engine)
+        parts.bolt_app = create_bolt_app(settings, engine=engine, clock=clock)
     parts.services = [*_services(parts), *extra_services]
     app = Starlette(
         routes=[*_routes(parts), *extra_routes],
@@ -119,9 +125,11 @@ def _services(parts: AppParts) -> list[Service]:
         services.append(parts.rejections)
     if parts.worker is not None:
         services.append(parts.worker)
-    settings, engine = parts.settings, parts.engine
+    settings, engine, clock = parts.settings, parts.engine, parts.clock
     services.append(
-        ThreadService("sender", lambda stop: run_sender(settings, engine=engine, stop=stop))
+        ThreadService(
+            "sender", lambda stop: run_sender(settings, engine=engine, stop=stop, clock=clock)
+        )
     )
     if parts.bolt_app is not None and settings.slack_app_token is not None:
         services.append(_SocketMode(parts.bolt_app, settings))

@@ -13,6 +13,7 @@ import sys
 _STANDARD = frozenset(vars(logging.LogRecord("", 0, "", 0, "", (), None)).keys()) | {
     "message",
     "asctime",
+    "color_message",  # uvicorn's coloured copy of the message
     "taskName",
 }
 
@@ -21,7 +22,9 @@ class EventFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         line = super().format(record)
         fields = [
-            f"{key}={value}" for key, value in vars(record).items() if key not in _STANDARD
+            f"{key}={value}"
+            for key, value in vars(record).items()
+            if key not in _STANDARD and not key.startswith("_")
         ]
         if not fields:
             return line

@@ -56,7 +56,7 @@ class SenderConfig:
     channel_interval: float = 1.0
     storm_threshold: int = 5
     storm_window: float = 60.0
-    max_attempts: int = 10
+    max_attempts: int = 300  # about a day with the 5-minute cap: Slack outages last hours
     lease: float = 60.0
     backoff_base: float = 2.0
     backoff_cap: float = 300.0

@@ -75,7 +75,9 @@ class Settings(BaseSettings):
     slack_channel_interval_seconds: float = Field(default=1.0, ge=0)
     slack_storm_threshold: int = Field(default=5, ge=1)
     slack_storm_window_seconds: float = Field(default=60.0, gt=0)
-    slack_sender_max_attempts: int = Field(default=10, ge=1)
+    # With the backoff capped at 5 minutes, 300 tries last about a day: Slack outages last
+    # hours, and an alert that arrives late is better than one that never arrives.
+    slack_sender_max_attempts: int = Field(default=300, ge=1)
     slack_allowed_users: CommaList = Field(default_factory=list)
     slack_allowed_channels: CommaList = Field(default_factory=list)
 

@@ -55,7 +55,12 @@ class Worker:
 
     @classmethod
     def from_settings(
-        cls, settings: Settings, *, engine: Engine, reactions: Sequence[Reaction] = ()
+        cls,
+        settings: Settings,
+        *,
+        engine: Engine,
+        reactions: Sequence[Reaction] = (),
+        clock: Clock = utcnow,
     ) -> Worker:
         return cls(
             engine=engine,
@@ -63,6 +68,7 @@ class Worker:
             max_attempts=settings.worker_max_attempts,
             poll_seconds=settings.worker_poll_seconds,
             reactions=reactions,
+            clock=clock,
         )
 
     def wake(self) -> None:

@@ -152,6 +152,27 @@ def _failed_charge(session: Session, invoice: Invoice) -> Charge | None:
         .where(Charge.status == "failed", linked)
         .order_by(col(Charge.created).desc(), col(Charge.id).desc())
     )
+    return session.exec(statement).first() or _unlinked_failed_charge(session, invoice)
+
+
+def _unlinked_failed_charge(session: Session, invoice: Invoice) -> Charge | None:
+    """From basil on, nothing in an invoice or charge event links the two until the invoice is
+    paid (`invoice_payment.paid`), so a failed attempt's charge is found by what it charged:
+    the customer's newest failed charge of the invoice's amount and currency since the invoice
+    was created, not linked to another invoice. Two unpaid invoices of one amount may share a
+    reason; both failed on the same card."""
+    if invoice.customer_id is None:
+        return None
+    statement = select(Charge).where(
+        Charge.customer_id == invoice.customer_id,
+        Charge.status == "failed",
+        Charge.currency == invoice.currency,
+        Charge.amount == (invoice.amount_remaining or invoice.amount_due),
+        col(Charge.invoice_id).is_(None),
+    )
+    if invoice.created is not None:
+        statement = statement.where(col(Charge.created) >= invoice.created)
+    statement = statement.order_by(col(Charge.created).desc(), col(Charge.id).desc())
     return session.exec(statement).first()
 
 

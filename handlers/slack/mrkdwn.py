@@ -3,6 +3,7 @@ Stripe dashboard links, and the plain-text rendering console mode prints."""
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, date, datetime, time
 from typing import Any
 
@@ -47,8 +48,31 @@ def dashboard_customer_url(customer_id: str, *, livemode: bool) -> str:
     return f"https://dashboard.stripe.com/{mode}customers/{customer_id}"
 
 
+_SLACK_TOKEN = re.compile(r"<([^<>|]+)(?:\|([^<>]*))?>")
+
+
+def unslack(text: str) -> str:
+    """Slack's mrkdwn tokens as a person reads them in a log: a date token becomes its UTC
+    fallback, `<url|label>` becomes `label (url)`, `<@U123>` becomes `@U123`."""
+
+    def token(match: re.Match[str]) -> str:
+        target, label = match.group(1), match.group(2)
+        if target.startswith("!date^"):
+            return label or target
+        if target.startswith(("@", "#")):
+            return f"#{label}" if target.startswith("#") and label else target
+        return f"{label} ({target})" if label else target
+
+    plain = _SLACK_TOKEN.sub(token, text)
+    return plain.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
+
+
 def plain_rendering(payload: dict[str, Any], *, channel: str, operation: str) -> str:
     """A message as readable text, for console mode (no SLACK_BOT_TOKEN)."""
+    return unslack(_plain_lines(payload, channel=channel, operation=operation))
+
+
+def _plain_lines(payload: dict[str, Any], *, channel: str, operation: str) -> str:
     lines = [f"── {operation} → {channel} ──", payload.get("text", "")]
     for block in payload.get("blocks", []):
         if block.get("text"):
