@@ -31,6 +31,7 @@ from storage.revenue import customer_mrr_from_store, ledger_customer_ids, lock_c
 from storage.types import utcnow
 
 logger = logging.getLogger(__name__)
+_MOVEMENT = MrrMovement.__table__
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,11 +99,16 @@ def record_customer_mrr(
 
     Returns the lines written (none when nothing changed, or when `event_id` already wrote
     lines for this customer)."""
-    already = session.exec(
-        select(MrrMovement.id).where(
-            MrrMovement.customer_id == customer_id, MrrMovement.event_id == event_id
+    session.flush()  # what follows reads with Core statements, which do not autoflush
+    already = (
+        session.connection()
+        .execute(
+            select(_MOVEMENT.c.id)
+            .where(_MOVEMENT.c.customer_id == customer_id, _MOVEMENT.c.event_id == event_id)
+            .limit(1)
         )
-    ).first()
+        .first()
+    )
     if already is not None:
         return []
     rows = lock_customer_mrr(session, customer_id=customer_id)
@@ -234,9 +240,12 @@ def _save_states(
 
 
 def _touched_customers(session: Session, changes: list[Change]) -> list[str]:
+    """Customers whose subscriptions the event changed. MRR is read from subscriptions and
+    their items alone, so a change to any other object (a customer, an invoice, a charge)
+    cannot move it, and skipping those is what keeps the ledger cheap on the worker's path."""
     customers: set[str] = set()
     for change in changes:
-        if not change.applied:
+        if not change.applied or change.object_type != "subscription":
             continue
         if change.customer_id:
             customers.add(change.customer_id)
