@@ -20,6 +20,7 @@ from typing import Any, Generic, TypeVar
 from sqlalchemy import or_
 from sqlmodel import Session, SQLModel, select
 
+from storage import held_rows
 from storage.models import (
     Charge,
     Customer,
@@ -47,7 +48,6 @@ MODELS: dict[str, type[SQLModel]] = {kind: model for model, kind in KIND.items()
 # Column names, read once at import (never per event).
 COLUMNS: dict[type[SQLModel], tuple[str, ...]] = {model: column_names(model) for model in (*KIND, SubscriptionItem)}
 # What a row created from a deletion stub (`{"id", "object", "deleted": true}`) needs.
-LOCK_CHUNK = 500  # ids per IN (...) list
 TOMBSTONE_DEFAULTS: dict[type[SQLModel], dict[str, Any]] = {Invoice: {"currency": ""}}
 
 
@@ -115,11 +115,11 @@ def upsert_subscription(
         return result
     existing: dict[str, SubscriptionItem] = {}
     if result.previous is not None:
-        query = select(SubscriptionItem).where(SubscriptionItem.subscription_id == result.row.id)
-        existing = {item.id: item for item in session.exec(query)}
+        existing = {item.id: item for item in held_rows.stored_items(session, result.row.id)}
         result.previous_items = [snapshot(item) for item in existing.values()]
     if items is None:
         result.items = list(existing.values())
+        held_rows.hold_items(session, result.row.id, result.items)
         return result
     for item_values in items:
         item = existing.pop(item_values["id"], None)
@@ -131,16 +131,26 @@ def upsert_subscription(
         result.items.append(item)
     for gone in existing.values():
         session.delete(gone)
+    held_rows.hold_items(session, result.row.id, result.items)
     return result
 
 
+def subscription_items(*, session: Session, subscription_id: str) -> list[SubscriptionItem]:
+    """A subscription's items in id order, as this unit of work holds them when it does."""
+    items = held_rows.held_items(session, subscription_id)
+    if items is None:
+        query = select(SubscriptionItem).where(SubscriptionItem.subscription_id == subscription_id)
+        items = list(session.exec(query))
+    return sorted(items, key=lambda item: item.id)
+
+
 def _upsert(session: Session, model: type[RowT], values: dict[str, Any], version: Version) -> Upserted[RowT]:
-    row = _locked_row(session, model, values["id"])
+    row = held_rows.locked_row(session, model, values["id"])
     if row is None:
         stamp = {"version_at": version.at, "version_event_id": version.event_id}
         row = new_row(model, {**TOMBSTONE_DEFAULTS.get(model, {}), **values, **stamp})
         session.add(row)
-        _locked(session)[(model, row.id)] = row
+        held_rows.hold_row(session, row)
         return Upserted(row=row, applied=True)
     if not should_replace(KIND[model], stored_version(row), version):
         duplicate = version.event_id is not None and version.event_id == row.version_event_id
@@ -152,50 +162,26 @@ def _upsert(session: Session, model: type[RowT], values: dict[str, Any], version
 
 # --- reading rows for an upsert, once per unit of work -------------------------------
 
-_LOCKED = "billing.locked_rows"
-
 
 def lock_objects(*, session: Session, objects: Iterable[tuple[str, str]]) -> None:
     """Read and lock, with one query per table, the rows a batch of events is about to
-    upsert, named by (Stripe object type, id); other object types are left alone.
+    upsert, named by (Stripe object type, id), and the items of the subscriptions among them;
+    other object types are left alone.
 
     The worker calls this for a whole batch; each upsert then finds its row (or learns that
-    there is none) without a query of its own. The rows are locked exactly as the upsert's
-    own read would lock them (`FOR UPDATE`, in id order so two workers lock in the same
-    order), so the version guard decides on the same state either way."""
+    there is none) without a query of its own (storage/held_rows.py). The rows are locked
+    exactly as the upsert's own read would lock them, so the version guard decides on the
+    same state either way."""
     wanted: dict[type[SQLModel], set[str]] = {}
     for kind, object_id in objects:
         model = MODELS.get(kind)
         if model is not None:
             wanted.setdefault(model, set()).add(object_id)
-    for model in KIND:  # a fixed table order, for the same reason as the id order
+    for model in KIND:  # a fixed table order, so two workers lock in the same order
         if model in wanted:
-            _lock_rows(session, model, wanted[model])
-
-
-def _lock_rows(session: Session, model: type[SQLModel], ids: set[str]) -> None:
-    known = _locked(session)
-    wanted = sorted(object_id for object_id in ids if (model, object_id) not in known)
-    for first in range(0, len(wanted), LOCK_CHUNK):
-        chunk = wanted[first : first + LOCK_CHUNK]
-        query = select(model).where(model.id.in_(chunk)).order_by(model.id).with_for_update()
-        found = {row.id: row for row in session.exec(query)}
-        for object_id in chunk:
-            known[(model, object_id)] = found.get(object_id)
-
-
-def _locked_row(session: Session, model: type[RowT], object_id: str) -> RowT | None:
-    """The row as this unit of work holds it, locked; None when there is no such row."""
-    known = _locked(session)
-    key = (model, object_id)
-    if key not in known:
-        known[key] = session.get(model, object_id, with_for_update=True)
-    return known[key]
-
-
-def _locked(session: Session) -> dict[tuple[type[SQLModel], str], Any]:
-    # Lives and dies with the session (one unit of work); rows are never deleted in it.
-    return session.info.setdefault(_LOCKED, {})
+            held_rows.lock_rows(session=session, model=model, ids=wanted[model])
+    stored = [i for i in wanted.get(Subscription, ()) if held_rows.locked_row(session, Subscription, i)]
+    held_rows.load_items(session, stored)
 
 
 # --- links that are facts, not versions (basil's InvoicePayment) ------------------------
