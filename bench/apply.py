@@ -106,7 +106,9 @@ def queue_events(engine: Engine, bodies: list[bytes], settings: Settings) -> Non
         rows = []
         for body in bodies[first : first + QUEUE_CHUNK]:
             text = body.decode()
-            rows.append(inbox_event(parse_event(text), payload=text, source="webhook", settings=settings))
+            rows.append(
+                inbox_event(parse_event(text), payload=text, source="webhook", settings=settings)
+            )
         with engine.begin() as connection:
             inbox.append_events(connection=connection, events=rows)
 
@@ -117,7 +119,9 @@ def measure_apply(database_url: str, count: int, *, profile: str | None = None) 
     try:
         bodies = [json.dumps(event, indent=2).encode() for event in event_stream(count)]
         queue_events(engine, bodies, settings)
-        worker = Worker.from_settings(settings, engine=engine, reactions=standard_reactions(settings))
+        worker = Worker.from_settings(
+            settings, engine=engine, reactions=standard_reactions(settings)
+        )
         with _profiled(profile):
             started, cpu_started = time.perf_counter(), time.process_time()
             result = worker.drain()

@@ -37,9 +37,13 @@ def story(number: int, start: int) -> list[dict[str, Any]]:
     events: list[dict[str, Any]] = []
 
     def emit(offset: int, event_type: str, obj: dict[str, Any], **kwargs: Any) -> None:
-        events.append(f.event(event_type, obj, created=start + offset, api_version=version, **kwargs))
+        events.append(
+            f.event(event_type, obj, created=start + offset, api_version=version, **kwargs)
+        )
 
-    person = f.customer(api_version=version, email=f"buyer{number}@example.com", name=f"Buyer {number}")
+    person = f.customer(
+        api_version=version, email=f"buyer{number}@example.com", name=f"Buyer {number}"
+    )
     cus = person["id"]
     emit(0, "customer.created", person)
     seats = f.price(api_version=version, unit_amount=1000 + 100 * (number % 7), nickname="Seats")
@@ -62,19 +66,33 @@ def story(number: int, start: int) -> list[dict[str, Any]]:
     paid = _pay_invoice(emit, version, cus, sub["id"], at=10, amount=quantity * seats["unit_amount"],
                         fail=number % 3 == 0)  # fmt: skip
     if number % 4 == 1 and paid is not None:
-        emit(20, "charge.refunded", {**paid, "amount_refunded": 1000}, previous_attributes={"amount_refunded": 0})
+        emit(
+            20,
+            "charge.refunded",
+            {**paid, "amount_refunded": 1000},
+            previous_attributes={"amount_refunded": 0},
+        )
         emit(20, "refund.created", f.refund(charge=paid["id"], amount=1000, created=start + 20))
     if number % 5 == 2:
         ending = {**sub, "cancel_at_period_end": True}
-        emit(30, "customer.subscription.updated", ending, previous_attributes={"cancel_at_period_end": False})
+        emit(
+            30,
+            "customer.subscription.updated",
+            ending,
+            previous_attributes={"cancel_at_period_end": False},
+        )
     return events
 
 
-def _pay_invoice(emit, version: str, cus: str, sub: str, *, at: int, amount: int, fail: bool) -> dict | None:
+def _pay_invoice(
+    emit, version: str, cus: str, sub: str, *, at: int, amount: int, fail: bool
+) -> dict | None:
     """An invoice finalized, then paid or failed, with its charge. Returns the paid charge."""
     basil = f.is_basil(version)
     invoice_id, intent = f.new_id("in"), f.new_id("pi")
-    opened = f.invoice(api_version=version, customer=cus, subscription=sub, id=invoice_id, amount_due=amount)
+    opened = f.invoice(
+        api_version=version, customer=cus, subscription=sub, id=invoice_id, amount_due=amount
+    )
     emit(at, "invoice.finalized", opened)
     charge = f.charge(api_version=version, customer=cus, amount=amount, payment_intent=intent,
                       invoice=invoice_id, status="failed" if fail else "succeeded",

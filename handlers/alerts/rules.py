@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TypeVar
 
-from sqlmodel import Session, SQLModel
+from sqlmodel import Session, SQLModel, select
 
 from handlers.alerts import previous
 from handlers.alerts.facts import (
@@ -59,6 +59,7 @@ class Development:
 
 Rule = Callable[[Session, AppliedEvent], list[Development]]
 RULES: dict[str, Rule] = {}
+_ALERT = Alert.__table__
 ModelT = TypeVar("ModelT", bound=SQLModel)
 
 
@@ -74,7 +75,11 @@ def rule(*event_types: str) -> Callable[[Rule], Rule]:
 def get_alert_by_incident(*, session: Session, incident_key: str) -> Alert | None:
     """An incident's alert. Alerts are flushed whenever they are written (`insert_alert`'s
     savepoint, `bump`), so looking one up needs no flush of the billing rows the worker's
-    batch has pending; that flush would be most of the lookup's cost."""
+    batch has pending; that flush would be most of the lookup's cost. Most incidents have
+    no alert, so a one-column query asks first."""
+    exists = select(_ALERT.c.id).where(_ALERT.c.incident_key == incident_key)
+    if session.connection().execute(exists).first() is None:
+        return None
     with session.no_autoflush:
         return stored_alerts.get_alert_by_incident(session=session, incident_key=incident_key)
 

@@ -105,7 +105,10 @@ def _apply_together(
         objects=[
             (event.object_type, event.object_id)
             for _, event in parsed
-            if event is not None and event.object_type and event.object_id and options.lookup(event.type)
+            if event is not None
+            and event.object_type
+            and event.object_id
+            and options.lookup(event.type)
         ],
     )
     for row, event in parsed:
