@@ -13,13 +13,14 @@ so the items always belong to the same version as the subscription.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
 from sqlalchemy import or_
 from sqlmodel import Session, SQLModel, select
 
+from storage import held_rows
 from storage.models import (
     Charge,
     Customer,
@@ -43,6 +44,7 @@ KIND: dict[type[SQLModel], str] = {
     Charge: "charge",
     Refund: "refund",
 }
+MODELS: dict[str, type[SQLModel]] = {kind: model for model, kind in KIND.items()}
 # Column names, read once at import (never per event).
 COLUMNS: dict[type[SQLModel], tuple[str, ...]] = {model: column_names(model) for model in (*KIND, SubscriptionItem)}
 # What a row created from a deletion stub (`{"id", "object", "deleted": true}`) needs.
@@ -113,11 +115,11 @@ def upsert_subscription(
         return result
     existing: dict[str, SubscriptionItem] = {}
     if result.previous is not None:
-        query = select(SubscriptionItem).where(SubscriptionItem.subscription_id == result.row.id)
-        existing = {item.id: item for item in session.exec(query)}
+        existing = {item.id: item for item in held_rows.stored_items(session, result.row.id)}
         result.previous_items = [snapshot(item) for item in existing.values()]
     if items is None:
         result.items = list(existing.values())
+        held_rows.hold_items(session, result.row.id, result.items)
         return result
     for item_values in items:
         item = existing.pop(item_values["id"], None)
@@ -129,15 +131,26 @@ def upsert_subscription(
         result.items.append(item)
     for gone in existing.values():
         session.delete(gone)
+    held_rows.hold_items(session, result.row.id, result.items)
     return result
 
 
+def subscription_items(*, session: Session, subscription_id: str) -> list[SubscriptionItem]:
+    """A subscription's items in id order, as this unit of work holds them when it does."""
+    items = held_rows.held_items(session, subscription_id)
+    if items is None:
+        query = select(SubscriptionItem).where(SubscriptionItem.subscription_id == subscription_id)
+        items = list(session.exec(query))
+    return sorted(items, key=lambda item: item.id)
+
+
 def _upsert(session: Session, model: type[RowT], values: dict[str, Any], version: Version) -> Upserted[RowT]:
-    row = session.get(model, values["id"], with_for_update=True)
+    row = held_rows.locked_row(session, model, values["id"])
     if row is None:
         stamp = {"version_at": version.at, "version_event_id": version.event_id}
         row = new_row(model, {**TOMBSTONE_DEFAULTS.get(model, {}), **values, **stamp})
         session.add(row)
+        held_rows.hold_row(session, row)
         return Upserted(row=row, applied=True)
     if not should_replace(KIND[model], stored_version(row), version):
         duplicate = version.event_id is not None and version.event_id == row.version_event_id
@@ -145,6 +158,30 @@ def _upsert(session: Session, model: type[RowT], values: dict[str, Any], version
     previous = snapshot(row)
     assign(row, {**values, "version_at": version.at, "version_event_id": version.event_id, "updated_at": utcnow()})
     return Upserted(row=row, applied=True, previous=previous)
+
+
+# --- reading rows for an upsert, once per unit of work -------------------------------
+
+
+def lock_objects(*, session: Session, objects: Iterable[tuple[str, str]]) -> None:
+    """Read and lock, with one query per table, the rows a batch of events is about to
+    upsert, named by (Stripe object type, id), and the items of the subscriptions among them;
+    other object types are left alone.
+
+    The worker calls this for a whole batch; each upsert then finds its row (or learns that
+    there is none) without a query of its own (storage/held_rows.py). The rows are locked
+    exactly as the upsert's own read would lock them, so the version guard decides on the
+    same state either way."""
+    wanted: dict[type[SQLModel], set[str]] = {}
+    for kind, object_id in objects:
+        model = MODELS.get(kind)
+        if model is not None:
+            wanted.setdefault(model, set()).add(object_id)
+    for model in KIND:  # a fixed table order, so two workers lock in the same order
+        if model in wanted:
+            held_rows.lock_rows(session=session, model=model, ids=wanted[model])
+    stored = [i for i in wanted.get(Subscription, ()) if held_rows.locked_row(session, Subscription, i)]
+    held_rows.load_items(session, stored)
 
 
 # --- links that are facts, not versions (basil's InvoicePayment) ------------------------

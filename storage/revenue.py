@@ -62,16 +62,21 @@ class MrrHistoryEntry:
 def customer_mrr_from_store(
     session: Session, *, customer_id: str, policy: MrrPolicy = DEFAULT_POLICY
 ) -> dict[str, StoreMrr]:
-    """Sum each subscription's MRR (and paused value) per currency for one customer."""
-    subscriptions = session.exec(
-        select(Subscription).where(Subscription.customer_id == customer_id)
+    """Sum each subscription's MRR (and paused value) per currency for one customer.
+
+    The worker calls this after every subscription change, so it reads only the columns MRR
+    needs, with Core statements (no ORM objects), after flushing the unit of work's writes."""
+    session.flush()
+    connection = session.connection()
+    subscriptions = connection.execute(
+        select(*_MRR_SUBSCRIPTION_COLUMNS).where(_SUBSCRIPTION.c.customer_id == customer_id)
     ).all()
     if not subscriptions:
         return {}
-    items_by_sub: dict[str, list[SubscriptionItem]] = defaultdict(list)
+    items_by_sub: dict[str, list] = defaultdict(list)
     ids = [subscription.id for subscription in subscriptions]
-    for item in session.exec(
-        select(SubscriptionItem).where(col(SubscriptionItem.subscription_id).in_(ids))
+    for item in connection.execute(
+        select(*_MRR_ITEM_COLUMNS).where(_ITEM.c.subscription_id.in_(ids))
     ):
         items_by_sub[item.subscription_id].append(item)
     totals: dict[str, StoreMrr] = {}
@@ -82,6 +87,21 @@ def customer_mrr_from_store(
         before = totals.get(subscription.currency, StoreMrr())
         totals[subscription.currency] = StoreMrr(before.mrr + mrr, before.paused + paused)
     return totals
+
+
+_SUBSCRIPTION = Subscription.__table__
+_ITEM = SubscriptionItem.__table__
+_MRR_SUBSCRIPTION_COLUMNS = tuple(
+    _SUBSCRIPTION.c[name]
+    for name in ("id", "currency", "status", "discounts", "cancel_at_period_end", "cancel_at")
+)
+_MRR_ITEM_COLUMNS = tuple(
+    _ITEM.c[name]
+    for name in (
+        "subscription_id", "unit_amount", "unit_amount_decimal", "billing_scheme", "tiers_mode",
+        "tiers", "interval", "interval_count", "usage_type", "quantity",
+    )
+)  # fmt: skip
 
 
 def lock_customer_mrr(session: Session, *, customer_id: str) -> dict[str, CustomerMrr]:

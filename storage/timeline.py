@@ -33,27 +33,32 @@ def add_timeline_entry(
     actor: str | None = None,
 ) -> bool:
     """Add one line to the customer's timeline; False when `source_key` was already there."""
-    dialect = session.get_bind().dialect.name
-    insert = _INSERTS.get(dialect)
-    if insert is None:
-        raise RuntimeError(f"timeline entries need PostgreSQL or SQLite, not {dialect}")
-    statement = (
-        insert(TimelineEntry.__table__)
-        .values(
-            customer_id=customer_id,
-            occurred_at=occurred_at,
-            kind=kind,
-            summary=summary,
-            event_id=event_id,
-            object_id=object_id,
-            actor=actor,
-            source_key=source_key[:512],
+    connection = session.connection()
+    statement = _STATEMENTS.get(connection.dialect.name)
+    if statement is None:
+        raise RuntimeError(
+            f"timeline entries need PostgreSQL or SQLite, not {connection.dialect.name}"
         )
-        .on_conflict_do_nothing(index_elements=["source_key"])
-    )
+    row = {
+        "customer_id": customer_id,
+        "occurred_at": occurred_at,
+        "kind": kind,
+        "summary": summary,
+        "event_id": event_id,
+        "object_id": object_id,
+        "actor": actor,
+        "source_key": source_key[:512],
+    }
     # A Core insert on the unit of work's connection: no ORM round trip, no RETURNING
-    # (so rowcount is exact), and nothing pending needs flushing for it.
-    return session.connection().execute(statement).rowcount == 1
+    # (so rowcount is exact), and nothing pending needs flushing for it. The statement is
+    # built once, so its compiled form is found in SQLAlchemy's cache without rebuilding it.
+    return connection.execute(statement, row).rowcount == 1
+
+
+_STATEMENTS = {
+    name: insert(TimelineEntry.__table__).on_conflict_do_nothing(index_elements=["source_key"])
+    for name, insert in _INSERTS.items()
+}
 
 
 def timeline_for_customer(

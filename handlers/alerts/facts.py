@@ -13,6 +13,7 @@ from sqlalchemy import or_
 from sqlmodel import Session, col, select
 
 from handlers.slack.cards import AlertFacts
+from storage import billing
 from storage.models.billing import (
     Charge,
     Customer,
@@ -41,12 +42,8 @@ def customer_facts(session: Session, customer_id: str | None, *, livemode: bool)
 
 
 def subscription_items(session: Session, subscription_id: str) -> list[SubscriptionItem]:
-    statement = (
-        select(SubscriptionItem)
-        .where(SubscriptionItem.subscription_id == subscription_id)
-        .order_by(col(SubscriptionItem.id))
-    )
-    return list(session.exec(statement))
+    """In id order; from the worker's unit of work when it holds them (no query, no flush)."""
+    return billing.subscription_items(session=session, subscription_id=subscription_id)
 
 
 def plan_label(items: Sequence[Any]) -> str | None:

@@ -16,11 +16,11 @@ from sqlmodel import Session
 from bot.settings import Settings
 from handlers.alerts.render import card_for
 from handlers.alerts.routing import big_enough, channel_for
-from handlers.alerts.rules import Development
+from handlers.alerts.rules import Development, get_alert_by_incident
 from handlers.slack import blocks
 from handlers.slack.cards import AlertFacts
 from handlers.stripe.events import StripeEvent
-from storage.alerts import get_alert_by_incident, insert_alert
+from storage.alerts import insert_alert
 from storage.models.alerts import Alert, AlertState
 from storage.models.outbox import Operation
 from storage.outbox import enqueue

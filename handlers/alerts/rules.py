@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TypeVar
 
-from sqlmodel import Session, SQLModel
+from sqlmodel import Session, SQLModel, select
 
 from handlers.alerts import previous
 from handlers.alerts.facts import (
@@ -31,7 +31,7 @@ from handlers.alerts.facts import (
 )
 from handlers.slack.cards import AlertFacts
 from handlers.stripe.registry import AppliedEvent
-from storage.alerts import get_alert_by_incident, latest_alert_for_subject
+from storage import alerts as stored_alerts
 from storage.models.alerts import Alert, AlertKind, AlertState
 from storage.models.billing import Charge, Invoice, Subscription
 from storage.mrr import MRR_STATUSES
@@ -59,6 +59,7 @@ class Development:
 
 Rule = Callable[[Session, AppliedEvent], list[Development]]
 RULES: dict[str, Rule] = {}
+_ALERT = Alert.__table__
 ModelT = TypeVar("ModelT", bound=SQLModel)
 
 
@@ -69,6 +70,27 @@ def rule(*event_types: str) -> Callable[[Rule], Rule]:
         return fn
 
     return register
+
+
+def get_alert_by_incident(*, session: Session, incident_key: str) -> Alert | None:
+    """An incident's alert. Alerts are flushed whenever they are written (`insert_alert`'s
+    savepoint, `bump`), so looking one up needs no flush of the billing rows the worker's
+    batch has pending; that flush would be most of the lookup's cost. Most incidents have
+    no alert, so a one-column query asks first."""
+    exists = select(_ALERT.c.id).where(_ALERT.c.incident_key == incident_key)
+    if session.connection().execute(exists).first() is None:
+        return None
+    with session.no_autoflush:
+        return stored_alerts.get_alert_by_incident(session=session, incident_key=incident_key)
+
+
+def latest_alert_for_subject(
+    *, session: Session, subject_id: str, kinds: tuple[AlertKind, ...]
+) -> Alert | None:
+    with session.no_autoflush:  # as in get_alert_by_incident
+        return stored_alerts.latest_alert_for_subject(
+            session=session, subject_id=subject_id, kinds=kinds
+        )
 
 
 def developments(session: Session, applied: AppliedEvent) -> list[Development]:

@@ -36,6 +36,7 @@ from storage.revenue import (
 from storage.types import utcnow
 
 logger = logging.getLogger(__name__)
+_MOVEMENT = MrrMovement.__table__
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,11 +106,16 @@ def record_customer_mrr(
     `mrr` replaces the store's figures when rebuilding history: a backfill passes the MRR
     the customer had at `at` (handlers/sync/history.py). Returns the lines written (none
     when nothing changed, or when `event_id` already wrote lines for this customer)."""
-    already = session.exec(
-        select(MrrMovement.id).where(
-            MrrMovement.customer_id == customer_id, MrrMovement.event_id == event_id
+    session.flush()  # what follows reads with Core statements, which do not autoflush
+    already = (
+        session.connection()
+        .execute(
+            select(_MOVEMENT.c.id)
+            .where(_MOVEMENT.c.customer_id == customer_id, _MOVEMENT.c.event_id == event_id)
+            .limit(1)
         )
-    ).first()
+        .first()
+    )
     if already is not None:
         return []
     rows = lock_customer_mrr(session, customer_id=customer_id)
@@ -140,8 +146,7 @@ def record_customer_mrr(
     ]
     session.add_all(lines)
     _save_states(session, customer_id=customer_id, rows=rows, after=after, at=at, event_id=event_id)
-    session.flush()
-    return lines
+    return lines  # written with the unit of work's next flush
 
 
 def record_all_customers_mrr(
@@ -242,10 +247,47 @@ def _save_states(
         session.add(row)
 
 
+# What storage.mrr reads of a subscription and of its items: nothing else can move MRR.
+MRR_SUBSCRIPTION_FIELDS = (
+    "customer_id", "status", "currency", "discounts", "cancel_at_period_end", "cancel_at",
+)  # fmt: skip
+MRR_ITEM_FIELDS = (
+    "id", "unit_amount", "unit_amount_decimal", "billing_scheme", "tiers_mode", "tiers",
+    "interval", "interval_count", "usage_type", "quantity",
+)  # fmt: skip
+
+
+def _could_move_mrr(session: Session, change: Change) -> bool:
+    """False only when the change says exactly what the subscription and its items were and
+    are, and nothing MRR is computed from differs (a new card, a renewed period): then the
+    customer's MRR is what the ledger recorded last, and reading it again would change
+    nothing."""
+    previous = change.details.get("previous")
+    before, after = change.details.get("previous_items"), change.details.get("items")
+    if previous is None or not isinstance(before, list) or not isinstance(after, list):
+        return True
+    row = session.get(Subscription, change.object_id)
+    if row is None or any(
+        getattr(previous, name) != getattr(row, name) for name in MRR_SUBSCRIPTION_FIELDS
+    ):
+        return True
+    return _item_inputs(before) != _item_inputs(after)
+
+
+def _item_inputs(items: list) -> list[tuple]:
+    rows = [tuple(getattr(item, name) for name in MRR_ITEM_FIELDS) for item in items]
+    return sorted(rows, key=lambda row: row[0])
+
+
 def _touched_customers(session: Session, changes: list[Change]) -> list[str]:
+    """Customers whose subscriptions the event changed. MRR is read from subscriptions and
+    their items alone, so a change to any other object (a customer, an invoice, a charge)
+    cannot move it, and skipping those is what keeps the ledger cheap on the worker's path."""
     customers: set[str] = set()
     for change in changes:
-        if not change.applied:
+        if not change.applied or change.object_type != "subscription":
+            continue
+        if not _could_move_mrr(session, change):
             continue
         if change.customer_id:
             customers.add(change.customer_id)

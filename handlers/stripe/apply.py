@@ -22,9 +22,9 @@ from datetime import datetime
 from sqlalchemy import Engine
 from sqlmodel import Session
 
-from handlers.stripe.events import InvalidEvent, parse_event
+from handlers.stripe.events import InvalidEvent, StripeEvent, parse_event
 from handlers.stripe.registry import AppliedEvent, Handler, Reaction, handler_for
-from storage import inbox
+from storage import billing, inbox
 from storage.db import session_scope
 from storage.models.inbox import EventStatus
 from storage.types import utcnow
@@ -99,8 +99,20 @@ def _apply_together(
     result = BatchResult(claimed=len(claimed))
     applied: list[str] = []
     ignored: list[str] = []
-    for row in claimed:
-        outcome = _apply_one(session, row, options)
+    parsed = [(row, _parse(session, row)) for row in claimed]
+    billing.lock_objects(
+        session=session,
+        objects=[
+            (event.object_type, event.object_id)
+            for _, event in parsed
+            if event is not None
+            and event.object_type
+            and event.object_id
+            and options.lookup(event.type)
+        ],
+    )
+    for row, event in parsed:
+        outcome = _apply_one(session, row, event, options)
         if outcome == _Outcome.APPLIED:
             applied.append(row.id)
         elif outcome == _Outcome.IGNORED:
@@ -118,15 +130,27 @@ def _apply_together(
     return result
 
 
-def _apply_one(session: Session, row: inbox.ClaimedEvent, options: ApplyOptions) -> str:
-    """Run the handler and the reactions for one event. Raises whatever they raise."""
+def _parse(session: Session, row: inbox.ClaimedEvent) -> StripeEvent | None:
+    """The stored event, or None (and the event parked as dead) when it is not one."""
     try:
-        event = parse_event(row.payload)
+        return parse_event(row.payload)
     except InvalidEvent as exc:
         inbox.mark_dead(
             session=session, event_id=row.id, error=f"stored payload is not an event: {exc}"
         )
         logger.error("stripe.event.dead event_id=%s reason=invalid_payload", row.id)
+        return None
+
+
+def _apply_one(
+    session: Session, row: inbox.ClaimedEvent, event: StripeEvent | None, options: ApplyOptions
+) -> str:
+    """Run the handler and the reactions for one event. Raises whatever they raise.
+
+    Nothing is flushed here on purpose: the batch's writes go to the database together (at
+    the next query, or at commit). A constraint error is still blamed on the right event,
+    because a failing batch is applied again one event per transaction."""
+    if event is None:
         return _Outcome.INVALID
     handler = options.lookup(event.type)
     if handler is None:
@@ -135,7 +159,6 @@ def _apply_one(session: Session, row: inbox.ClaimedEvent, options: ApplyOptions)
     applied = AppliedEvent(event=event, changes=changes, source=row.source)
     for reaction in options.reactions:
         reaction(session, applied)
-    session.flush()  # so a constraint error is blamed on this event, not on the commit
     logger.debug("stripe.event.applied event_id=%s type=%s", row.id, row.type)
     return _Outcome.APPLIED
 

@@ -2,8 +2,8 @@
 
 The subscription row and its items are one version: the items are replaced only when the
 row is, so an older event can never bring back old prices or quantities. The `Change`
-carries the row and items as they were (`previous`, `previous_items`) and the exact MRR
-before and after (`mrr_before`, `mrr_after`, Decimal minor units), for alerts and the ledger.
+carries the row and items as they were (`previous`, `previous_items`), the items as they
+are now (`items`), and the exact MRR before and after (`mrr_before`, `mrr_after`, Decimal minor units), for alerts and the ledger.
 """
 
 from __future__ import annotations
@@ -62,6 +62,7 @@ def apply_subscription(session: Session, obj: dict[str, Any], source: Source) ->
         previous = result.previous
         details = {
             "previous_items": result.previous_items,
+            "items": result.items,
             "mrr_before": subscription_mrr(previous, result.previous_items) if previous else None,
             "mrr_after": subscription_mrr(row, result.items),
         }

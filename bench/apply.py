@@ -1,0 +1,187 @@
+"""The worker's rate: events applied to the store per second, with the real handlers and the
+standard reactions (the MRR ledger, then alerts) that every billbot worker runs.
+
+    .venv/bin/python bench/apply.py [--events 20000] [--database sqlite|postgres] [--profile FILE]
+
+The events (bench/events.py) are queued in the inbox as the webhook stores them, then one
+`Worker.drain()` applies them in batches of WORKER_BATCH_SIZE, as `billbot worker` does; the
+time of the drain alone is the rate. Every event is checked to have been applied (none
+failed, none dead), and the store is checked to hold what the events describe.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import logging
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from sqlalchemy import Engine, func, select  # noqa: E402
+from sqlalchemy.engine import make_url  # noqa: E402
+
+from bench.events import event_stream  # noqa: E402
+from bot.services import standard_reactions  # noqa: E402
+from bot.settings import Settings  # noqa: E402
+from bot.webhook import inbox_event  # noqa: E402
+from bot.worker import Worker  # noqa: E402
+from handlers.stripe.events import parse_event  # noqa: E402
+from storage import inbox  # noqa: E402
+from storage.db import make_engine  # noqa: E402
+from storage.migrate import upgrade  # noqa: E402
+from storage.models import Alert, Customer, MrrMovement, Subscription  # noqa: E402
+
+POSTGRES_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+QUEUE_CHUNK = 1000
+
+
+@dataclass(frozen=True, slots=True)
+class ApplyRun:
+    events: int
+    seconds: float
+    cpu_seconds: float  # this process's CPU time during the drain (the database's own, on PostgreSQL, is not in it)
+    applied: int
+    failed: int
+    customers: int
+    subscriptions: int
+    ledger_lines: int
+    alerts: int
+
+    @property
+    def rate(self) -> float:
+        return self.events / self.seconds
+
+
+@contextlib.contextmanager
+def temporary_database(kind: str, *, postgres_url: str = POSTGRES_URL) -> Iterator[str]:
+    """A fresh, migrated database URL: a SQLite file, or a PostgreSQL database on
+    `postgres_url`'s server that is dropped afterwards."""
+    if kind == "sqlite":
+        with tempfile.TemporaryDirectory(prefix="billbot-bench-") as tmp:
+            url = f"sqlite:///{tmp}/bench.db"
+            _migrate(url)
+            yield url
+        return
+    admin_url = make_url(postgres_url)
+    name = f"billbot_bench_{uuid.uuid4().hex[:10]}"
+    admin = make_engine(admin_url.render_as_string(hide_password=False)).execution_options(
+        isolation_level="AUTOCOMMIT"
+    )
+    with admin.connect() as connection:
+        connection.exec_driver_sql(f'CREATE DATABASE "{name}"')
+    try:
+        url = admin_url.set(database=name).render_as_string(hide_password=False)
+        _migrate(url)
+        yield url
+    finally:
+        with admin.connect() as connection:
+            connection.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.dispose()
+
+
+def _migrate(url: str) -> None:
+    engine = make_engine(url)
+    upgrade(engine)
+    engine.dispose()
+
+
+def bench_settings(database_url: str) -> Settings:
+    """Console mode (no Slack token): alerts go to the console channel's outbox, as with `make run`."""
+    return Settings(_env_file=None, database_url=database_url, log_level="WARNING")
+
+
+def queue_events(engine: Engine, bodies: list[bytes], settings: Settings) -> None:
+    """Store the events in the inbox exactly as the webhook does (pending, source webhook)."""
+    for first in range(0, len(bodies), QUEUE_CHUNK):
+        rows = []
+        for body in bodies[first : first + QUEUE_CHUNK]:
+            text = body.decode()
+            rows.append(
+                inbox_event(parse_event(text), payload=text, source="webhook", settings=settings)
+            )
+        with engine.begin() as connection:
+            inbox.append_events(connection=connection, events=rows)
+
+
+def measure_apply(database_url: str, count: int, *, profile: str | None = None) -> ApplyRun:
+    settings = bench_settings(database_url)
+    engine = make_engine(database_url)
+    try:
+        bodies = [json.dumps(event, indent=2).encode() for event in event_stream(count)]
+        queue_events(engine, bodies, settings)
+        worker = Worker.from_settings(
+            settings, engine=engine, reactions=standard_reactions(settings)
+        )
+        with _profiled(profile):
+            started, cpu_started = time.perf_counter(), time.process_time()
+            result = worker.drain()
+            seconds, cpu = time.perf_counter() - started, time.process_time() - cpu_started
+        with engine.connect() as connection:
+
+            def count_of(table) -> int:
+                return connection.execute(select(func.count()).select_from(table)).scalar_one()
+
+            return ApplyRun(
+                events=count,
+                seconds=seconds,
+                cpu_seconds=cpu,
+                applied=result.applied,
+                failed=result.retrying + result.dead,
+                customers=count_of(Customer.__table__),
+                subscriptions=count_of(Subscription.__table__),
+                ledger_lines=count_of(MrrMovement.__table__),
+                alerts=count_of(Alert.__table__),
+            )
+    finally:
+        engine.dispose()
+
+
+@contextlib.contextmanager
+def _profiled(path: str | None) -> Iterator[None]:
+    if path is None:
+        yield
+        return
+    import cProfile
+
+    profiler = cProfile.Profile()
+    profiler.enable()
+    try:
+        yield
+    finally:
+        profiler.disable()
+        profiler.dump_stats(path)
+
+
+def describe(run: ApplyRun) -> str:
+    return (
+        f"{run.rate:8,.0f} events/s, {run.events / run.cpu_seconds:,.0f}/CPU-s  ({run.applied} applied, {run.failed} failed; "
+        f"{run.customers} customers, {run.subscriptions} subscriptions, "
+        f"{run.ledger_lines} ledger lines, {run.alerts} alerts)"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--events", type=int, default=20_000)
+    parser.add_argument("--database", choices=["sqlite", "postgres"], default="sqlite")
+    parser.add_argument("--postgres-url", default=POSTGRES_URL)
+    parser.add_argument("--profile", help="write cProfile stats of the drain to this file")
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.WARNING)
+    with temporary_database(args.database, postgres_url=args.postgres_url) as url:
+        run = measure_apply(url, args.events, profile=args.profile)
+    print(f"{args.database:8} {describe(run)}")
+
+
+if __name__ == "__main__":
+    main()

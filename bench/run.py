@@ -1,0 +1,194 @@
+"""billbot's speed beside a bare Starlette endpoint, measured in the same run (`make bench`).
+
+    .venv/bin/python bench/run.py [--rounds 3] [--requests 20000] [--events 20000]
+                                  [--postgres-url URL] [--skip-postgres]
+
+1. Acceptance: signed Stripe events (bench/events.py: realistic payloads from the test
+   factories, unique ids) POSTed over HTTP on 16 keep-alive connections (bench/loadgen.py)
+   to a bare Starlette POST endpoint (bench/bare_app.py) and to billbot's
+   POST /stripe/webhook, each served alone by uvicorn in its own process with the same
+   options; billbot answers 200 only once the event is committed to its inbox (SQLite,
+   WORKER_EMBEDDED=false so acceptance is measured alone). Bare and billbot alternate,
+   round by round.
+2. Applying: the worker drains the same kind of events from the inbox into the store with
+   the real handlers and the standard reactions (MRR ledger, alerts), on SQLite and on a
+   temporary PostgreSQL database (bench/apply.py).
+
+Medians of the rounds are printed, each with its ratio to the bare endpoint's median.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import hmac
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from bench.apply import POSTGRES_URL, describe, measure_apply, temporary_database  # noqa: E402
+from bench.events import encoded, event_stream  # noqa: E402
+from bench.loadgen import encode_post, run_load  # noqa: E402
+
+SECRET = "whsec_bench_secret"
+PATH = "/stripe/webhook"
+HOST = "127.0.0.1"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind((HOST, 0))
+        return sock.getsockname()[1]
+
+
+def signed_requests(port: int, bodies: list[bytes]) -> list[bytes]:
+    """Requests as Stripe sends them: `Stripe-Signature: t=...,v1=HMAC(secret, "t.body")`."""
+    now = int(time.time())
+    requests = []
+    for body in bodies:
+        mac = hmac.new(SECRET.encode(), f"{now}.".encode() + body, hashlib.sha256).hexdigest()
+        headers = {"Content-Type": "application/json", "Stripe-Signature": f"t={now},v1={mac}"}
+        requests.append(encode_post(HOST, port, PATH, body, headers))
+    return requests
+
+
+def serve(kind: str, port: int, database_url: str) -> None:
+    """Child process: serve the bare endpoint or billbot until terminated."""
+    import uvicorn
+
+    if kind == "bare":
+        from bench.bare_app import app
+    else:
+        os.environ.update(
+            STRIPE_WEBHOOK_SECRET=SECRET,
+            DATABASE_URL=database_url,
+            WORKER_EMBEDDED="false",
+            LOG_LEVEL="WARNING",
+        )
+        from bot.app import create_app
+        from bot.settings import Settings
+        from storage.db import make_engine
+        from storage.migrate import upgrade
+
+        settings = Settings(_env_file=None)
+        engine = make_engine(settings.database_url)
+        upgrade(engine)  # as `billbot serve` does on start
+        app = create_app(settings, engine=engine)
+    uvicorn.run(app, host=HOST, port=port, log_level="warning", access_log=False)
+
+
+def wait_ready(port: int, process: subprocess.Popen) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise SystemExit(f"the server exited with status {process.returncode}")
+        try:
+            with socket.create_connection((HOST, port), timeout=0.2):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise SystemExit("the server did not start within 60 s")
+
+
+def accept_rate(kind: str, bodies: list[bytes], warmup: int, database_url: str) -> float:
+    """Requests per second the server answered, all with 200 (anything else stops the run)."""
+    port = free_port()
+    command = [
+        sys.executable,
+        __file__,
+        "--serve",
+        kind,
+        "--port",
+        str(port),
+        "--database-url",
+        database_url,
+    ]
+    process = subprocess.Popen(command, cwd=ROOT)
+    try:
+        wait_ready(port, process)
+        requests = signed_requests(port, bodies)
+        run_load(HOST, port, requests[:warmup])
+        result = run_load(HOST, port, requests[warmup:])
+    finally:
+        process.terminate()
+        process.wait(30)
+    if set(result.statuses) != {200}:
+        raise SystemExit(f"{kind} answered {dict(result.statuses)}; expected only 200")
+    print(f"  accept  {kind:8} {result.rate:8,.0f} req/s", flush=True)
+    return result.rate
+
+
+def measure_acceptance(args: argparse.Namespace) -> tuple[list[float], list[float]]:
+    bare, billbot = [], []
+    per_round = args.requests + args.warmup
+    events = event_stream(per_round * args.rounds, start=int(time.time()) - 3600)
+    bodies = list(encoded(events))
+    with tempfile.TemporaryDirectory(prefix="billbot-bench-") as tmp:
+        database_url = f"sqlite:///{tmp}/accept.db"
+        for number in range(args.rounds):
+            print(f"round {number + 1} of {args.rounds}", flush=True)
+            mine = bodies[number * per_round : (number + 1) * per_round]
+            bare.append(accept_rate("bare", mine, args.warmup, database_url))
+            billbot.append(accept_rate("billbot", mine, args.warmup, database_url))
+    return bare, billbot
+
+
+def measure_applying(args: argparse.Namespace, database: str) -> list[float]:
+    rates = []
+    for _ in range(args.rounds):
+        with temporary_database(database, postgres_url=args.postgres_url) as url:
+            run = measure_apply(url, args.events)
+        if run.failed or run.applied != run.events:
+            raise SystemExit(f"{database}: {run.failed} events failed; expected all applied")
+        print(f"  apply   {database:8} {describe(run)}", flush=True)
+        rates.append(run.rate)
+    return rates
+
+
+def report(bare: list[float], rows: list[tuple[str, list[float], str]], rounds: int) -> None:
+    base = statistics.median(bare)
+    print()
+    print(f"medians of {rounds} rounds (machine: {os.cpu_count()} CPUs, shared with other work)")
+    print(f"{'':40} {'per second':>12} {'× bare':>8}  aim")
+    print(f"{'bare Starlette POST, accepted':40} {base:12,.0f} {1:8.2f}")
+    for label, rates, aim in rows:
+        rate = statistics.median(rates)
+        print(f"{label:40} {rate:12,.0f} {rate / base:8.2f}  {aim}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--requests", type=int, default=20_000, help="HTTP requests per round")
+    parser.add_argument("--warmup", type=int, default=1_000, help="requests before each timing")
+    parser.add_argument("--events", type=int, default=20_000, help="events applied per round")
+    parser.add_argument(
+        "--postgres-url", default=POSTGRES_URL, help="server for a temporary database"
+    )
+    parser.add_argument("--skip-postgres", action="store_true")
+    parser.add_argument("--serve", choices=["bare", "billbot"], help=argparse.SUPPRESS)
+    parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--database-url", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.serve:
+        serve(args.serve, args.port, args.database_url)
+        return
+    bare, billbot = measure_acceptance(args)
+    rows = [("billbot POST /stripe/webhook, accepted", billbot, ">= 0.50")]
+    rows.append(("worker applying, SQLite", measure_applying(args, "sqlite"), ">= 0.20"))
+    if not args.skip_postgres:
+        rows.append(("worker applying, PostgreSQL", measure_applying(args, "postgres"), ">= 0.20"))
+    report(bare, rows, args.rounds)
+
+
+if __name__ == "__main__":
+    main()
