@@ -23,8 +23,8 @@ SCOPES_USED = {
     "commands": "slash commands",
     "chat:write": "chat.postEphemeral, chat.postMessage, chat.update",
     "files:write": "the /revenue chart upload",
-    "users:read": "user pickers and mentions",
-    "im:write": "direct messages",
+    "chat:write.public": "alerts in public channels billbot was not invited to",
+    "im:write": "task nudges in each assignee's direct messages with billbot",
 }
 # A text each command answers at once without touching Slack's file API.
 QUICK_TEXT = {Command.PAID: "", Command.TASKS: "help", Command.REVENUE: "not a month"}
@@ -49,7 +49,10 @@ def test_every_command_has_a_usage_hint_and_the_events_route(manifest):  # noqa:
     assert settings["event_subscriptions"]["request_url"].endswith(SLACK_EVENTS_PATH)
     assert "app_home_opened" in settings["event_subscriptions"]["bot_events"]
     assert manifest["features"]["app_home"]["home_tab_enabled"] is True
-    assert set(SCOPES_USED) <= set(manifest["oauth_config"]["scopes"]["bot"])
+    # Payment data is sensitive: ask for exactly the scopes the code uses, no more.
+    assert set(SCOPES_USED) == set(manifest["oauth_config"]["scopes"]["bot"])
+    # Task nudges arrive as direct messages: the Messages tab must be on (read-only).
+    assert manifest["features"]["app_home"]["messages_tab_enabled"] is True
 
 
 @pytest.fixture

@@ -64,6 +64,6 @@ def test_commands_home_tab_and_scopes(manifest):
     ]
     assert manifest["features"]["app_home"]["home_tab_enabled"] is True
     assert "app_home_opened" in manifest["settings"]["event_subscriptions"]["bot_events"]
-    assert {"chat:write", "commands", "users:read", "im:write", "files:write"} <= set(
+    assert {"chat:write", "commands", "im:write", "files:write"} <= set(
         manifest["oauth_config"]["scopes"]["bot"]
     )
