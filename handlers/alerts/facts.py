@@ -104,6 +104,7 @@ def invoice_facts(session: Session, invoice: Invoice) -> AlertFacts:
         next_retry_at=invoice.next_payment_attempt,
         decline_reason=decline_reason(session, invoice),
         paid_at=invoice.paid_at,
+        one_off_invoice=invoice.subscription_id is None,
     )
     subscription = (
         session.get(Subscription, invoice.subscription_id) if invoice.subscription_id else None
