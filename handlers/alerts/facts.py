@@ -13,6 +13,7 @@ from sqlalchemy import or_
 from sqlmodel import Session, col, select
 
 from handlers.slack.cards import AlertFacts
+from handlers.stripe.contacts import invoice_contact
 from storage import billing
 from storage.models.billing import (
     Charge,
@@ -94,6 +95,8 @@ def subscription_facts(
 
 def invoice_facts(session: Session, invoice: Invoice) -> AlertFacts:
     facts = customer_facts(session, invoice.customer_id, livemode=invoice.livemode)
+    if not (facts.get("customer_name") or facts.get("customer_email")):  # a customer not stored
+        facts["customer_name"], facts["customer_email"] = invoice_contact(invoice)
     facts.update(
         currency=invoice.currency,
         amount=invoice.amount_remaining or invoice.amount_due,
