@@ -29,7 +29,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     actions = parser.add_subparsers(dest="action", metavar="ACTION")
     retry = actions.add_parser("retry", help="re-queue one failed message, or all of them")
     which = retry.add_mutually_exclusive_group(required=True)
-    which.add_argument("message_id", nargs="?", type=_message_id, metavar="ID")
+    which.add_argument(
+        "message_id", nargs="?", type=_message_id, metavar="ID", help="id from `billbot outbox`"
+    )
     which.add_argument("--all-failed", action="store_true", help="every failed message")
 
 
