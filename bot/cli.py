@@ -23,6 +23,7 @@ COMMAND_MODULES = (
     "bot.commands.jobs",
     "bot.commands.lookup",
     "bot.commands.migrate",
+    "bot.commands.outbox",
     "bot.commands.reconcile",
     "bot.commands.replay",
     "bot.commands.revenue",

@@ -11,8 +11,9 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, or_, update
+from sqlalchemy import and_, func, or_, update
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import aliased
 from sqlmodel import Session, col, select
 
 from storage.models.outbox import Operation, OutboxMessage, OutboxStatus
@@ -218,11 +219,61 @@ def count_by_status(*, session: Session) -> dict[str, int]:
     return {status: count for status, count in session.exec(statement)}
 
 
-def requeue_failed(*, session: Session, now: datetime) -> int:
-    """Give failed rows another go (after fixing a channel or a token, say)."""
+def list_messages(
+    *, session: Session, failed_only: bool = False, limit: int = 50
+) -> list[OutboxMessage]:
+    """Newest first. `failed_only`: rows the sender gave up on, and pending rows that failed
+    at least once and wait for a retry (a Slack outage in progress)."""
+    statement = select(OutboxMessage)
+    if failed_only:
+        statement = statement.where(
+            or_(
+                OutboxMessage.status == OutboxStatus.FAILED,
+                and_(
+                    OutboxMessage.status == OutboxStatus.PENDING,
+                    col(OutboxMessage.last_error).is_not(None),
+                ),
+            )
+        )
+    statement = statement.order_by(col(OutboxMessage.id).desc()).limit(limit)
+    return list(session.exec(statement))
+
+
+def message_status(*, session: Session, message_id: int) -> str | None:
+    """The status of one row, or None when there is no such row."""
+    statement = select(OutboxMessage.status).where(OutboxMessage.id == message_id)
+    return session.exec(statement).first()
+
+
+def requeue_failed(
+    *, session: Session, now: datetime, message_ids: Sequence[int] | None = None
+) -> int:
+    """Give failed rows another go (after fixing a channel or a token, say): all of them, or
+    those of `message_ids`. Returns how many were re-queued.
+
+    A failed update of an alert that a newer update has overtaken is marked superseded
+    instead: sending it now would put the older rendering back over the newer one."""
+    scope = [OutboxMessage.status == OutboxStatus.FAILED]
+    if message_ids is not None:
+        scope.append(col(OutboxMessage.id).in_(list(message_ids)))
+    newer = aliased(OutboxMessage)
+    overtaken = (
+        select(newer.id)
+        .where(
+            newer.alert_id == OutboxMessage.alert_id,
+            newer.operation == Operation.UPDATE,
+            col(newer.id) > OutboxMessage.id,
+        )
+        .exists()
+    )
+    session.execute(
+        update(OutboxMessage)
+        .where(*scope, OutboxMessage.operation == Operation.UPDATE, overtaken)
+        .values(status=OutboxStatus.SUPERSEDED)
+    )
     result = session.execute(
         update(OutboxMessage)
-        .where(OutboxMessage.status == OutboxStatus.FAILED)
+        .where(*scope)
         .values(status=OutboxStatus.PENDING, attempts=0, next_attempt_at=now)
     )
     return result.rowcount

@@ -13,6 +13,7 @@ from sqlalchemy import or_
 from sqlmodel import Session, col, select
 
 from handlers.slack.cards import AlertFacts
+from handlers.stripe.contacts import invoice_contact
 from storage import billing
 from storage.models.billing import (
     Charge,
@@ -94,6 +95,8 @@ def subscription_facts(
 
 def invoice_facts(session: Session, invoice: Invoice) -> AlertFacts:
     facts = customer_facts(session, invoice.customer_id, livemode=invoice.livemode)
+    if not (facts.get("customer_name") or facts.get("customer_email")):  # a customer not stored
+        facts["customer_name"], facts["customer_email"] = invoice_contact(invoice)
     facts.update(
         currency=invoice.currency,
         amount=invoice.amount_remaining or invoice.amount_due,
@@ -104,6 +107,7 @@ def invoice_facts(session: Session, invoice: Invoice) -> AlertFacts:
         next_retry_at=invoice.next_payment_attempt,
         decline_reason=decline_reason(session, invoice),
         paid_at=invoice.paid_at,
+        one_off_invoice=invoice.subscription_id is None,
     )
     subscription = (
         session.get(Subscription, invoice.subscription_id) if invoice.subscription_id else None

@@ -159,9 +159,12 @@ def _payment_fields(card: AlertCard) -> list[str]:
         )
         retry = slack_time(facts.next_retry_at) if facts.next_retry_at else copy.NO_MORE_RETRIES
         fields.append(f"*{copy.F_NEXT_RETRY}*\n{retry}")
-    fields.append(f"*{copy.F_PLAN}*\n{esc(facts.plan or copy.NO_PLAN)}")
+    if facts.one_off_invoice:
+        plan, mrr = copy.ONE_OFF_PLAN, copy.ONE_OFF_MRR
+    else:
+        plan, mrr = esc(facts.plan or copy.NO_PLAN), mrr_text(facts.mrr, facts.mrr_currency)
     label = copy.F_MRR if card.state == "recovered" else copy.F_MRR_AT_RISK
-    fields.append(f"*{label}*\n{mrr_text(facts.mrr, facts.mrr_currency)}")
+    fields += [f"*{copy.F_PLAN}*\n{plan}", f"*{label}*\n{mrr}"]
     return fields
 
 

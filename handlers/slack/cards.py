@@ -24,6 +24,7 @@ class AlertFacts(BaseModel):
     amount: int | None = None  # minor units of `currency`: amount due, or the refund
     invoice_id: str | None = None
     invoice_number: str | None = None
+    one_off_invoice: bool = False  # an invoice of no subscription: no MRR at stake
     hosted_invoice_url: str | None = None
     attempt: int | None = None
     decline_reason: str | None = None
