@@ -46,7 +46,9 @@ KIND: dict[type[SQLModel], str] = {
 }
 MODELS: dict[str, type[SQLModel]] = {kind: model for model, kind in KIND.items()}
 # Column names, read once at import (never per event).
-COLUMNS: dict[type[SQLModel], tuple[str, ...]] = {model: column_names(model) for model in (*KIND, SubscriptionItem)}
+COLUMNS: dict[type[SQLModel], tuple[str, ...]] = {
+    model: column_names(model) for model in (*KIND, SubscriptionItem)
+}
 # What a row created from a deletion stub (`{"id", "object", "deleted": true}`) needs.
 TOMBSTONE_DEFAULTS: dict[type[SQLModel], dict[str, Any]] = {Invoice: {"currency": ""}}
 
@@ -79,11 +81,15 @@ def stored_version(row: SQLModel) -> Version:
     return Version(at=row.version_at, event_id=row.version_event_id, state=state, progress=progress)
 
 
-def upsert_customer(*, session: Session, values: dict[str, Any], version: Version) -> Upserted[Customer]:
+def upsert_customer(
+    *, session: Session, values: dict[str, Any], version: Version
+) -> Upserted[Customer]:
     return _upsert(session, Customer, values, version)
 
 
-def upsert_invoice(*, session: Session, values: dict[str, Any], version: Version) -> Upserted[Invoice]:
+def upsert_invoice(
+    *, session: Session, values: dict[str, Any], version: Version
+) -> Upserted[Invoice]:
     return _upsert(session, Invoice, values, version)
 
 
@@ -93,11 +99,15 @@ def upsert_invoice_payment(
     return _upsert(session, InvoicePayment, values, version)
 
 
-def upsert_charge(*, session: Session, values: dict[str, Any], version: Version) -> Upserted[Charge]:
+def upsert_charge(
+    *, session: Session, values: dict[str, Any], version: Version
+) -> Upserted[Charge]:
     return _upsert(session, Charge, values, version)
 
 
-def upsert_refund(*, session: Session, values: dict[str, Any], version: Version) -> Upserted[Refund]:
+def upsert_refund(
+    *, session: Session, values: dict[str, Any], version: Version
+) -> Upserted[Refund]:
     return _upsert(session, Refund, values, version)
 
 
@@ -144,7 +154,9 @@ def subscription_items(*, session: Session, subscription_id: str) -> list[Subscr
     return sorted(items, key=lambda item: item.id)
 
 
-def _upsert(session: Session, model: type[RowT], values: dict[str, Any], version: Version) -> Upserted[RowT]:
+def _upsert(
+    session: Session, model: type[RowT], values: dict[str, Any], version: Version
+) -> Upserted[RowT]:
     row = held_rows.locked_row(session, model, values["id"])
     if row is None:
         stamp = {"version_at": version.at, "version_event_id": version.event_id}
@@ -156,7 +168,15 @@ def _upsert(session: Session, model: type[RowT], values: dict[str, Any], version
         duplicate = version.event_id is not None and version.event_id == row.version_event_id
         return Upserted(row=row, applied=False, reason="duplicate" if duplicate else "stale")
     previous = snapshot(row)
-    assign(row, {**values, "version_at": version.at, "version_event_id": version.event_id, "updated_at": utcnow()})
+    assign(
+        row,
+        {
+            **values,
+            "version_at": version.at,
+            "version_event_id": version.event_id,
+            "updated_at": utcnow(),
+        },
+    )
     return Upserted(row=row, applied=True, previous=previous)
 
 
@@ -180,7 +200,9 @@ def lock_objects(*, session: Session, objects: Iterable[tuple[str, str]]) -> Non
     for model in KIND:  # a fixed table order, so two workers lock in the same order
         if model in wanted:
             held_rows.lock_rows(session=session, model=model, ids=wanted[model])
-    stored = [i for i in wanted.get(Subscription, ()) if held_rows.locked_row(session, Subscription, i)]
+    stored = [
+        i for i in wanted.get(Subscription, ()) if held_rows.locked_row(session, Subscription, i)
+    ]
     held_rows.load_items(session, stored)
 
 
@@ -223,7 +245,9 @@ def payment_refs_for_invoice(*, session: Session, invoice_id: str) -> PaymentRef
     charge_id = payment.charge_id
     if charge_id is None and payment.payment_intent_id is not None:
         charges = select(Charge.id).where(Charge.payment_intent_id == payment.payment_intent_id)
-        charge_id = session.exec(charges.order_by(Charge.created.desc(), Charge.id.desc()).limit(1)).first()
+        charge_id = session.exec(
+            charges.order_by(Charge.created.desc(), Charge.id.desc()).limit(1)
+        ).first()
     return PaymentRefs(payment_intent_id=payment.payment_intent_id, charge_id=charge_id)
 
 
@@ -272,7 +296,10 @@ def _note_charge(session: Session, invoice: Invoice, charge: Charge) -> None:
     current = session.get(Charge, invoice.charge_id)
     if current is None:
         return  # the stored link came from a payload; keep it
-    retry = current.payment_intent_id is not None and current.payment_intent_id == charge.payment_intent_id
+    retry = (
+        current.payment_intent_id is not None
+        and current.payment_intent_id == charge.payment_intent_id
+    )
     if retry and _order(charge) > _order(current):
         invoice.charge_id = charge.id
 
@@ -301,7 +328,9 @@ def get_customer(*, session: Session, customer_id: str) -> Customer | None:
     return session.get(Customer, customer_id)
 
 
-def customers_by_email(*, session: Session, email: str, include_deleted: bool = False) -> list[Customer]:
+def customers_by_email(
+    *, session: Session, email: str, include_deleted: bool = False
+) -> list[Customer]:
     """Every customer with this email, matched trimmed and case-insensitively. One email
     may belong to several Stripe customers: all are returned, never merged."""
     query = select(Customer).where(Customer.email_normalized == email.strip().lower())
@@ -321,7 +350,9 @@ def items_for_subscriptions(
     result: dict[str, list[SubscriptionItem]] = {sub_id: [] for sub_id in subscription_ids}
     if not subscription_ids:
         return result
-    query = select(SubscriptionItem).where(SubscriptionItem.subscription_id.in_(list(subscription_ids)))
+    query = select(SubscriptionItem).where(
+        SubscriptionItem.subscription_id.in_(list(subscription_ids))
+    )
     for item in session.exec(query.order_by(SubscriptionItem.id)):
         result[item.subscription_id].append(item)
     return result

@@ -95,10 +95,47 @@ def append_events(*, connection: Connection, events: Sequence[NewInboxEvent]) ->
     hot path: when that is fewer than given, some were duplicates, which is all it needs)."""
     if not events:
         return 0
-    if connection.dialect.name != "sqlite":
-        # psycopg's batched executemany reports no rowcount; RETURNING is cheap there.
-        return len(insert_events(connection=connection, events=events))
-    return connection.execute(_insert(connection), _rows(events)).rowcount
+    dialect = connection.dialect
+    sql, processors = _raw_insert(dialect)
+    rows = [
+        tuple(
+            value if process is None else process(value)
+            for value, process in zip(_values(event), processors, strict=True)
+        )
+        for event in events
+    ]
+    # The driver's own executemany: SQLAlchemy's per-statement work (compile cache, result
+    # objects, insertmanyvalues batching) was most of the writer's cost per batch. Both
+    # sqlite3 and psycopg 3 sum the rows inserted over an executemany in `rowcount`.
+    cursor = connection.connection.driver_connection.cursor()
+    try:
+        cursor.executemany(sql, rows)
+        return cursor.rowcount
+    finally:
+        cursor.close()
+
+
+_RAW_INSERTS: dict[str, tuple[str, tuple]] = {}
+
+
+def _raw_insert(dialect) -> tuple[str, tuple]:
+    """The INSERT in the driver's paramstyle and each column's SQLAlchemy bind processor
+    (so values are stored exactly as the ORM would store them: naive UTC text on SQLite)."""
+    cached = _RAW_INSERTS.get(dialect.name)
+    if cached is None:
+        marker = "?" if dialect.paramstyle == "qmark" else "%s"
+        names = ", ".join(_NEW_FIELDS)
+        markers = ", ".join([marker] * len(_NEW_FIELDS))
+        sql = f"INSERT INTO {TABLE.name} ({names}) VALUES ({markers}) ON CONFLICT (id) DO NOTHING"
+        processors = tuple(
+            TABLE.c[name].type.dialect_impl(dialect).bind_processor(dialect) for name in _NEW_FIELDS
+        )
+        cached = _RAW_INSERTS[dialect.name] = (sql, processors)
+    return cached
+
+
+def _values(event: NewInboxEvent) -> tuple:
+    return tuple(getattr(event, name) for name in _NEW_FIELDS)
 
 
 def _insert(connection: Connection):

@@ -151,7 +151,10 @@ def recurring_value(
 
 
 def _apply_discounts(
-    gross: Decimal, discounts: list[dict[str, Any]], items: list[PricedItem], durations: frozenset[str]
+    gross: Decimal,
+    discounts: list[dict[str, Any]],
+    items: list[PricedItem],
+    durations: frozenset[str],
 ) -> Decimal:
     net = gross
     for discount in discounts:

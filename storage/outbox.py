@@ -12,10 +12,10 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import and_, func, or_, update
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import aliased
 from sqlmodel import Session, col, select
 
+from storage.insert_once import insert_ignoring_conflict
 from storage.models.outbox import Operation, OutboxMessage, OutboxStatus
 from storage.types import utcnow
 
@@ -32,8 +32,6 @@ def enqueue(
     now: datetime | None = None,
 ) -> OutboxMessage | None:
     """Queue one message; None if a message with this `dedupe_key` was queued before."""
-    if session.exec(select(OutboxMessage.id).where(OutboxMessage.dedupe_key == dedupe_key)).first():
-        return None
     message = OutboxMessage(
         dedupe_key=dedupe_key,
         channel=channel,
@@ -43,10 +41,7 @@ def enqueue(
         alert_id=alert_id,
         created_at=now or utcnow(),
     )
-    try:
-        with session.begin_nested():
-            session.add(message)
-    except IntegrityError:
+    if insert_ignoring_conflict(session=session, row=message, conflict_on="dedupe_key") is None:
         return None
     if operation is Operation.UPDATE and alert_id is not None:
         _supersede_older_updates(session=session, alert_id=alert_id, newest_id=message.id)
