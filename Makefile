@@ -19,6 +19,7 @@ run: install
 
 test: install
 	$(BIN)/ruff check bot handlers storage tests bench
+	$(BIN)/ruff format --check --quiet bot handlers storage tests bench
 	$(BIN)/python -m pytest -q
 
 lint: install

@@ -104,7 +104,11 @@ class Settings(BaseSettings):
     fx_rates_file: Path | None = None
 
     @field_validator(
-        "stripe_webhook_secret", "slack_allowed_users", "slack_allowed_channels", "revenue_discounts", mode="before"
+        "stripe_webhook_secret",
+        "slack_allowed_users",
+        "slack_allowed_channels",
+        "revenue_discounts",
+        mode="before",
     )
     @classmethod
     def _comma_list(cls, value: object) -> object:
@@ -155,7 +159,9 @@ class Settings(BaseSettings):
         durations = [duration.lower() for duration in durations]
         unknown = sorted(set(durations) - {"forever", "repeating", "once"})
         if unknown:
-            raise ValueError(f"unknown discount duration {', '.join(unknown)} (use forever, repeating, once)")
+            raise ValueError(
+                f"unknown discount duration {', '.join(unknown)} (use forever, repeating, once)"
+            )
         return durations
 
     @field_validator("fx_rates", mode="before")

@@ -20,7 +20,9 @@ def signature(body: bytes | str, secret: str, timestamp: int) -> str:
     return hmac.new(secret.encode(), f"{timestamp}.".encode() + raw, hashlib.sha256).hexdigest()
 
 
-def signature_header(body: bytes | str, secrets: str | Sequence[str], *, timestamp: int | None = None) -> str:
+def signature_header(
+    body: bytes | str, secrets: str | Sequence[str], *, timestamp: int | None = None
+) -> str:
     """The `Stripe-Signature` value for `body`, one `v1` per secret, in the order given."""
     t = int(time.time()) if timestamp is None else timestamp
     keys = [secrets] if isinstance(secrets, str) else list(secrets)
@@ -30,7 +32,10 @@ def signature_header(body: bytes | str, secrets: str | Sequence[str], *, timesta
 
 
 def signed_request(
-    payload: dict[str, Any] | bytes | str, secrets: str | Sequence[str], *, timestamp: int | None = None
+    payload: dict[str, Any] | bytes | str,
+    secrets: str | Sequence[str],
+    *,
+    timestamp: int | None = None,
 ) -> tuple[bytes, dict[str, str]]:
     """A body and headers ready to POST; dict payloads are serialised the way Stripe does
     (pretty-printed JSON), so tests never depend on one particular byte layout."""

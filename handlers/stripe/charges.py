@@ -63,7 +63,10 @@ def apply_refund_event(session: Session, event: StripeEvent) -> list[Change]:
 def apply_charge(session: Session, obj: dict[str, Any], source: Source) -> list[Change]:
     values = charge_values(obj, source)
     version = Version(
-        at=source.at, event_id=source.event_id, state=values["status"], progress=values["amount_refunded"]
+        at=source.at,
+        event_id=source.event_id,
+        state=values["status"],
+        progress=values["amount_refunded"],
     )
     result = upsert_charge(session=session, values=values, version=version)
     row = result.row
@@ -76,9 +79,13 @@ def apply_charge(session: Session, obj: dict[str, Any], source: Source) -> list[
                 note_invoice_charge(session=session, invoice_id=row.invoice_id, charge=row)
         if row.amount_refunded > 0 and row.customer_id is not None:
             _adopt_refunds(session, source, row)
-        if row.status == "failed" and (result.previous is None or result.previous.status != "failed"):
+        if row.status == "failed" and (
+            result.previous is None or result.previous.status != "failed"
+        ):
             reason = row.failure_message or row.failure_code
-            summary = f"Charge of {format_money(row.amount, row.currency)} failed" + (f": {reason}" if reason else "")
+            summary = f"Charge of {format_money(row.amount, row.currency)} failed" + (
+                f": {reason}" if reason else ""
+            )
             add_entry(
                 session, source, customer_id=row.customer_id, object_id=row.id,
                 kind="charge_failed", summary=summary, key=once_key(row.id, "charge_failed"), occurred_at=row.created,
@@ -140,7 +147,9 @@ def apply_refund(session: Session, obj: dict[str, Any], source: Source) -> list[
         row.customer_id = charge.customer_id if charge is not None else None
     if result.created:
         _record_refund_created(session, source, row)
-    return [change_for("refund", result, source, customer_id=row.customer_id, charge_id=row.charge_id)]
+    return [
+        change_for("refund", result, source, customer_id=row.customer_id, charge_id=row.charge_id)
+    ]
 
 
 def refund_values(obj: dict[str, Any], source: Source) -> dict[str, Any]:

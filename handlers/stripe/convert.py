@@ -124,4 +124,3 @@ def flag(value: Any) -> bool:
 
 def integer(value: Any, default: int) -> int:
     return value if isinstance(value, int) and not isinstance(value, bool) else default
-

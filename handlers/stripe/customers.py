@@ -37,7 +37,9 @@ def apply_customer_event(session: Session, event: StripeEvent) -> list[Change]:
 def apply_customer(session: Session, obj: dict[str, Any], source: Source) -> list[Change]:
     deleted = source.event_type == "customer.deleted" or obj.get("deleted") is True
     values = customer_values(obj, source, deleted=deleted)
-    version = Version(at=source.at, event_id=source.event_id, state="deleted" if deleted else "active")
+    version = Version(
+        at=source.at, event_id=source.event_id, state="deleted" if deleted else "active"
+    )
     result = upsert_customer(session=session, values=values, version=version)
     return [change_for("customer", result, source, customer_id=result.row.id)]
 
@@ -70,8 +72,14 @@ def customer_values(obj: dict[str, Any], source: Source, *, deleted: bool) -> di
 def has_payment_method(obj: dict[str, Any]) -> bool | None:
     """Whether the customer has a default way to pay, or None when the payload does not say."""
     settings = obj.get("invoice_settings")
-    says = (isinstance(settings, dict) and "default_payment_method" in settings) or "default_source" in obj
+    says = (
+        isinstance(settings, dict) and "default_payment_method" in settings
+    ) or "default_source" in obj
     if not says:
         return None
-    method = expandable_id(settings.get("default_payment_method")) if isinstance(settings, dict) else None
+    method = (
+        expandable_id(settings.get("default_payment_method"))
+        if isinstance(settings, dict)
+        else None
+    )
     return bool(method or expandable_id(obj.get("default_source")))

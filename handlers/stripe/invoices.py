@@ -76,13 +76,20 @@ def apply_invoice_payment_event(session: Session, event: StripeEvent) -> list[Ch
 def apply_invoice(session: Session, obj: dict[str, Any], source: Source) -> list[Change]:
     values = invoice_values(obj, source)
     version = Version(
-        at=source.at, event_id=source.event_id, state=values["status"], progress=values.get("attempt_count", 0)
+        at=source.at,
+        event_id=source.event_id,
+        state=values["status"],
+        progress=values.get("attempt_count", 0),
     )
     result = upsert_invoice(session=session, values=values, version=version)
     changes = [change_for("invoice", result, source, customer_id=result.row.customer_id)]
     if not result.applied:
         return changes
-    if "payment_intent_id" not in values and result.row.payment_intent_id is None and result.row.status != "draft":
+    if (
+        "payment_intent_id" not in values
+        and result.row.payment_intent_id is None
+        and result.row.status != "draft"
+    ):
         _fill_payment_from_invoice_payments(session, result.row)
     _record_invoice_timeline(session, source, result)
     for payment in shapes.invoice_payments(obj):
@@ -95,8 +102,14 @@ def invoice_values(obj: dict[str, Any], source: Source) -> dict[str, Any]:
     deleted = source.event_type == "invoice.deleted" or obj.get("deleted") is True
     if deleted and "currency" not in obj:
         return {"id": invoice_id, "status": "deleted", "livemode": source.livemode_of(obj)}
-    error = obj.get("last_finalization_error") if isinstance(obj.get("last_finalization_error"), dict) else {}
-    transitions = obj.get("status_transitions") if isinstance(obj.get("status_transitions"), dict) else {}
+    error = (
+        obj.get("last_finalization_error")
+        if isinstance(obj.get("last_finalization_error"), dict)
+        else {}
+    )
+    transitions = (
+        obj.get("status_transitions") if isinstance(obj.get("status_transitions"), dict) else {}
+    )
     values = {
         "id": invoice_id,
         "livemode": source.livemode_of(obj),
@@ -146,11 +159,18 @@ def apply_invoice_payment(session: Session, obj: dict[str, Any], source: Source)
     linked = []
     if row.status in ("paid", "open", None):
         linked = link_invoice_payment(
-            session=session, invoice_id=row.invoice_id, charge_id=row.charge_id, payment_intent_id=row.payment_intent_id
+            session=session,
+            invoice_id=row.invoice_id,
+            charge_id=row.charge_id,
+            payment_intent_id=row.payment_intent_id,
         )
     invoice = get_invoice(session=session, invoice_id=row.invoice_id)  # already loaded when linking
     customer_id = invoice.customer_id if invoice is not None else None
-    changes = [change_for("invoice_payment", result, source, customer_id=customer_id, invoice_id=row.invoice_id)]
+    changes = [
+        change_for(
+            "invoice_payment", result, source, customer_id=customer_id, invoice_id=row.invoice_id
+        )
+    ]
     changes += [
         Change("charge", charge.id, charge.customer_id, True, {"linked_invoice_id": row.invoice_id})
         for charge in linked
@@ -191,7 +211,12 @@ def _record_invoice_timeline(session: Session, source: Source, result: Upserted[
 
     if row.status == "paid" and was != "paid":
         paid = format_money(row.amount_paid, row.currency)
-        add("invoice_paid", f"Paid {paid} for {label}", once_key(row.id, "invoice_paid"), row.paid_at)
+        add(
+            "invoice_paid",
+            f"Paid {paid} for {label}",
+            once_key(row.id, "invoice_paid"),
+            row.paid_at,
+        )
     elif row.status == "uncollectible" and was != "uncollectible":
         due = format_money(row.amount_remaining, row.currency)
         add("invoice_uncollectible", f"{title} ({due}) marked uncollectible",

@@ -21,7 +21,12 @@ from storage.timeline import add_timeline_entry
 
 
 def change_for(
-    object_type: str, result: Upserted[Any], source: Source, *, customer_id: str | None, **details: object
+    object_type: str,
+    result: Upserted[Any],
+    source: Source,
+    *,
+    customer_id: str | None,
+    **details: object,
 ) -> Change:
     if source.previous_attributes is not None:
         details["previous_attributes"] = source.previous_attributes

@@ -20,7 +20,9 @@ from storage.money import format_money
 TRIAL_WILL_END = "customer.subscription.trial_will_end"
 
 
-def record_subscription_timeline(session: Session, source: Source, result: Upserted[Subscription]) -> None:
+def record_subscription_timeline(
+    session: Session, source: Source, result: Upserted[Subscription]
+) -> None:
     row, previous = result.row, result.previous
     plan = describe_items(result.items)
 
@@ -31,7 +33,12 @@ def record_subscription_timeline(session: Session, source: Source, result: Upser
         )  # fmt: skip
 
     if previous is None or source.event_type == "customer.subscription.created":
-        add("subscription_created", f"Subscribed to {plan}", once_key(row.id, "subscription_created"), row.created)
+        add(
+            "subscription_created",
+            f"Subscribed to {plan}",
+            once_key(row.id, "subscription_created"),
+            row.created,
+        )
         if row.status == "trialing" and row.trial_end is not None:
             summary = f"Trial of {plan} started, ends {day(row.trial_end)}"
             add("trial_started", summary, once_key(row.id, "trial_started"), row.trial_start)
@@ -40,7 +47,12 @@ def record_subscription_timeline(session: Session, source: Source, result: Upser
         add("plan_changed", summary, repeat_key(source, row.id, "plan_changed"))
     if row.status == "canceled" and (previous is None or previous.status != "canceled"):
         summary = f"Subscription to {plan} canceled{_reason(row)}"
-        add("subscription_canceled", summary, once_key(row.id, "subscription_canceled"), row.canceled_at)
+        add(
+            "subscription_canceled",
+            summary,
+            once_key(row.id, "subscription_canceled"),
+            row.canceled_at,
+        )
     elif row.status != "canceled":
         _record_scheduling(add, source, row, previous)
     if source.event_type == TRIAL_WILL_END and row.trial_end is not None:
@@ -48,14 +60,20 @@ def record_subscription_timeline(session: Session, source: Source, result: Upser
         add("trial_ending", f"Trial of {plan} ends {day(row.trial_end)}", key)
 
 
-def _record_scheduling(add, source: Source, row: Subscription, previous: Subscription | None) -> None:
+def _record_scheduling(
+    add, source: Source, row: Subscription, previous: Subscription | None
+) -> None:
     scheduled, was_scheduled = _scheduled(row), previous is not None and _scheduled(previous)
     if scheduled and not was_scheduled:
         when = row.cancel_at or row.current_period_end
         summary = f"Cancellation scheduled for {day(when)}{_reason(row)}"
         add("cancellation_scheduled", summary, repeat_key(source, row.id, "cancellation_scheduled"))
     elif was_scheduled and not scheduled:
-        add("cancellation_undone", "Scheduled cancellation undone", repeat_key(source, row.id, "cancellation_undone"))
+        add(
+            "cancellation_undone",
+            "Scheduled cancellation undone",
+            repeat_key(source, row.id, "cancellation_undone"),
+        )
 
 
 def _scheduled(subscription: Subscription) -> bool:

@@ -76,15 +76,23 @@ def subscription_values(
     """The subscription's columns and its items (None when the payload has no `items`)."""
     subscription_id = require_id(obj)
     customer_id = expandable_id(obj.get("customer"))
-    status = "canceled" if source.event_type == "customer.subscription.deleted" else obj.get("status")
+    status = (
+        "canceled" if source.event_type == "customer.subscription.deleted" else obj.get("status")
+    )
     if customer_id is None or not isinstance(status, str):
         raise ConversionError("subscription has no customer or no status")
     period = shapes.subscription_period(obj)
     fallback = obj.get("currency")
-    items = [item_values(item, period, fallback) for item in shapes.item_rows(obj)] if "items" in obj else None
+    items = (
+        [item_values(item, period, fallback) for item in shapes.item_rows(obj)]
+        if "items" in obj
+        else None
+    )
     if fallback is None and items:
         fallback = items[0]["currency"]
-    cancellation = obj.get("cancellation_details") if isinstance(obj.get("cancellation_details"), dict) else {}
+    cancellation = (
+        obj.get("cancellation_details") if isinstance(obj.get("cancellation_details"), dict) else {}
+    )
     values = {
         "id": subscription_id,
         "livemode": source.livemode_of(obj),
@@ -110,7 +118,9 @@ def subscription_values(
     return values, items
 
 
-def item_values(item: dict[str, Any], period: tuple[Any, Any], fallback_currency: Any) -> dict[str, Any]:
+def item_values(
+    item: dict[str, Any], period: tuple[Any, Any], fallback_currency: Any
+) -> dict[str, Any]:
     """One subscription item with its price: a `price` object, or a legacy `plan`."""
     item_id = require_id(item)
     price, legacy = shapes.item_pricing(item)
@@ -118,7 +128,11 @@ def item_values(item: dict[str, Any], period: tuple[Any, Any], fallback_currency
         raise ConversionError("subscription item has neither an expanded price nor a plan")
     price_id = expandable_id(item.get("price")) or expandable_id(item.get("plan"))
     if legacy:
-        unit_amount, unit_decimal, recurring = price.get("amount"), price.get("amount_decimal"), price
+        unit_amount, unit_decimal, recurring = (
+            price.get("amount"),
+            price.get("amount_decimal"),
+            price,
+        )
     else:
         unit_amount, unit_decimal = price.get("unit_amount"), price.get("unit_amount_decimal")
         recurring = price.get("recurring") if isinstance(price.get("recurring"), dict) else {}

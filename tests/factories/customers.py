@@ -55,7 +55,13 @@ def customer(
 
 def product(*, api_version: str = NEW, id: str | None = None, name: str = "Pro") -> dict[str, Any]:
     """Products look the same in both shapes."""
-    return {"id": id or new_id("prod"), "object": "product", "active": True, "name": name, "created": T0}
+    return {
+        "id": id or new_id("prod"),
+        "object": "product",
+        "active": True,
+        "name": name,
+        "created": T0,
+    }
 
 
 def price(
@@ -100,9 +106,9 @@ def price(
         "transform_quantity": None,
         "type": "recurring",
         "unit_amount": unit_amount,
-        "unit_amount_decimal": unit_amount_decimal if unit_amount_decimal is not None else (
-            str(unit_amount) if unit_amount is not None else None
-        ),
+        "unit_amount_decimal": unit_amount_decimal
+        if unit_amount_decimal is not None
+        else (str(unit_amount) if unit_amount is not None else None),
     }
     if tiers is not None:
         obj["tiers"] = tiers  # only present when expanded

@@ -39,7 +39,9 @@ def invoice(
         "account_country": "US",
         "amount_due": amount_due,
         "amount_paid": amount_paid,
-        "amount_remaining": amount_due - amount_paid if amount_remaining is None else amount_remaining,
+        "amount_remaining": amount_due - amount_paid
+        if amount_remaining is None
+        else amount_remaining,
         "attempt_count": attempt_count,
         "attempted": attempt_count > 0,
         "auto_advance": status in ("draft", "open"),
@@ -51,9 +53,16 @@ def invoice(
         "customer_email": None,
         "discounts": [],
         "due_date": due_date,
-        "hosted_invoice_url": None if status == "draft" else f"https://invoice.stripe.com/i/{inv_id}",
+        "hosted_invoice_url": None
+        if status == "draft"
+        else f"https://invoice.stripe.com/i/{inv_id}",
         "last_finalization_error": last_finalization_error,
-        "lines": {"object": "list", "data": [], "has_more": False, "url": f"/v1/invoices/{inv_id}/lines"},
+        "lines": {
+            "object": "list",
+            "data": [],
+            "has_more": False,
+            "url": f"/v1/invoices/{inv_id}/lines",
+        },
         "livemode": livemode,
         "metadata": {},
         "next_payment_attempt": next_payment_attempt,
@@ -72,13 +81,22 @@ def invoice(
     }
     if is_basil(api_version):
         details = {"metadata": {}, "subscription": subscription}
-        obj["parent"] = {"type": "subscription_details", "subscription_details": details} if subscription else None
+        obj["parent"] = (
+            {"type": "subscription_details", "subscription_details": details}
+            if subscription
+            else None
+        )
         obj["amount_overpaid"] = 0
         if payments is not None:
             obj["payments"] = {"object": "list", "data": list(payments), "has_more": False,
                                "url": f"/v1/invoices/{inv_id}/payments"}  # fmt: skip
     else:
-        obj.update(subscription=subscription, payment_intent=payment_intent, charge=charge, paid=status == "paid")
+        obj.update(
+            subscription=subscription,
+            payment_intent=payment_intent,
+            charge=charge,
+            paid=status == "paid",
+        )
         obj["paid_out_of_band"] = False
     return obj
 
@@ -116,5 +134,8 @@ def invoice_payment(
         "livemode": livemode,
         "payment": payment,
         "status": status,
-        "status_transitions": {"canceled_at": None, "paid_at": created if status == "paid" else None},
+        "status_transitions": {
+            "canceled_at": None,
+            "paid_at": created if status == "paid" else None,
+        },
     }

@@ -21,7 +21,13 @@ class Item:
     price_as_id: bool = False
 
 
-def item(price_obj: dict[str, Any], quantity: int | None = 1, *, id: str | None = None, price_as_id: bool = False) -> Item:
+def item(
+    price_obj: dict[str, Any],
+    quantity: int | None = 1,
+    *,
+    id: str | None = None,
+    price_as_id: bool = False,
+) -> Item:
     return Item(price=price_obj, quantity=quantity, id=id or new_id("si"), price_as_id=price_as_id)
 
 
@@ -75,7 +81,9 @@ def subscription(
     sub_id = id or new_id("sub")
     customer_id = customer if isinstance(customer, str) else customer["id"]
     basil = is_basil(api_version)
-    lines = [_item_payload(i, sub_id, basil, current_period_start, current_period_end) for i in items]
+    lines = [
+        _item_payload(i, sub_id, basil, current_period_start, current_period_end) for i in items
+    ]
     obj: dict[str, Any] = {
         "id": sub_id,
         "object": "subscription",
@@ -84,7 +92,8 @@ def subscription(
         "cancel_at": cancel_at,
         "cancel_at_period_end": cancel_at_period_end,
         "canceled_at": canceled_at,
-        "cancellation_details": cancellation_details or {"comment": None, "feedback": None, "reason": None},
+        "cancellation_details": cancellation_details
+        or {"comment": None, "feedback": None, "reason": None},
         "collection_method": "charge_automatically",
         "created": created,
         "currency": currency or (items[0].price["currency"] if items else "usd"),
@@ -92,7 +101,12 @@ def subscription(
         "days_until_due": None,
         "default_payment_method": None,
         "ended_at": ended_at,
-        "items": {"object": "list", "data": lines, "has_more": False, "url": f"/v1/subscription_items?subscription={sub_id}"},
+        "items": {
+            "object": "list",
+            "data": lines,
+            "has_more": False,
+            "url": f"/v1/subscription_items?subscription={sub_id}",
+        },
         "latest_invoice": None,
         "livemode": livemode,
         "metadata": {},
@@ -104,7 +118,10 @@ def subscription(
         "trial_end": trial_end,
         "trial_start": trial_start,
     }
-    discounts = [discount(c, api_version=api_version, customer=customer_id, subscription=sub_id) for c in coupons]
+    discounts = [
+        discount(c, api_version=api_version, customer=customer_id, subscription=sub_id)
+        for c in coupons
+    ]
     if basil:
         obj["discounts"] = [d["id"] for d in discounts] if discounts_as_ids else discounts
     else:

@@ -15,20 +15,36 @@ def test_failed_charge_keeps_its_decline_reason(engine, apply, api_version):
                       failure_code="card_declined", failure_message="Your card was declined.")  # fmt: skip
     [change] = apply(f.event("charge.failed", charge, created=f.T0, api_version=api_version))
     row = fetch(engine, Charge, charge["id"])
-    assert (row.status, row.paid, row.captured, row.amount, row.amount_captured) == ("failed", False, False, 4900, 0)
+    assert (row.status, row.paid, row.captured, row.amount, row.amount_captured) == (
+        "failed",
+        False,
+        False,
+        4900,
+        0,
+    )
     assert (row.failure_code, row.failure_message) == ("card_declined", "Your card was declined.")
     assert (change.object_type, change.customer_id) == ("charge", "cus_a")
 
 
 def test_old_shape_charge_names_its_invoice(engine, apply):
-    charge = f.charge(api_version=f.OLD, customer="cus_b", invoice="in_old", payment_intent="pi_old")
+    charge = f.charge(
+        api_version=f.OLD, customer="cus_b", invoice="in_old", payment_intent="pi_old"
+    )
     apply(f.event("charge.succeeded", charge, created=f.T0, api_version=f.OLD))
     row = fetch(engine, Charge, charge["id"])
-    assert (row.invoice_id, row.payment_intent_id, row.paid, row.created) == ("in_old", "pi_old", True, at(f.T0))
+    assert (row.invoice_id, row.payment_intent_id, row.paid, row.created) == (
+        "in_old",
+        "pi_old",
+        True,
+        at(f.T0),
+    )
 
 
 def test_expandables_as_objects(engine, apply):
-    charge = f.charge(customer=f.customer(id="cus_obj"), payment_intent={"id": "pi_obj", "object": "payment_intent"})
+    charge = f.charge(
+        customer=f.customer(id="cus_obj"),
+        payment_intent={"id": "pi_obj", "object": "payment_intent"},
+    )
     apply(f.event("charge.succeeded", charge, created=f.T0, api_version=f.NEW))
     row = fetch(engine, Charge, charge["id"])
     assert (row.customer_id, row.payment_intent_id) == ("cus_obj", "pi_obj")

@@ -45,7 +45,9 @@ def test_an_older_event_waits_for_a_newer_one_in_flight(postgres_url):
     _apply(engine, f.event("invoice.finalized", inv, created=f.T0, api_version=f.NEW))
     newer = f.event("invoice.paid", dict(inv, status="paid", amount_paid=2000, amount_remaining=0),
                     created=f.T0 + 20, api_version=f.NEW)  # fmt: skip
-    older = f.event("invoice.updated", dict(inv, attempt_count=1), created=f.T0 + 10, api_version=f.NEW)
+    older = f.event(
+        "invoice.updated", dict(inv, attempt_count=1), created=f.T0 + 10, api_version=f.NEW
+    )
     results = []
     with session_scope(engine) as session:
         event = parse_event(newer)

@@ -13,7 +13,9 @@ from tests.handlers.support import at, fetch
 def test_customer_created_is_stored_with_normalized_email_and_name(engine, apply, api_version):
     cus = f.customer(api_version=api_version, email="  Ada@Example.COM ", name="Ada LOVELACE",
                      default_payment_method="pm_card_visa", livemode=True)  # fmt: skip
-    changes = apply(f.event("customer.created", cus, created=f.T0, api_version=api_version, livemode=True))
+    changes = apply(
+        f.event("customer.created", cus, created=f.T0, api_version=api_version, livemode=True)
+    )
 
     row = fetch(engine, Customer, cus["id"])
     assert (row.email, row.email_normalized) == ("  Ada@Example.COM ", "ada@example.com")
@@ -31,8 +33,15 @@ def test_customer_created_is_stored_with_normalized_email_and_name(engine, apply
 def test_payment_method_from_default_source_or_unknown(engine, apply):
     with_source = f.customer(default_source="card_123")
     without = f.customer()
-    unknown = {k: v for k, v in f.customer().items() if k not in ("invoice_settings", "default_source")}
-    apply(*(f.event("customer.created", c, created=f.T0, api_version=f.NEW) for c in (with_source, without, unknown)))
+    unknown = {
+        k: v for k, v in f.customer().items() if k not in ("invoice_settings", "default_source")
+    }
+    apply(
+        *(
+            f.event("customer.created", c, created=f.T0, api_version=f.NEW)
+            for c in (with_source, without, unknown)
+        )
+    )
     with read_scope(engine) as session:
         assert session.get(Customer, with_source["id"]).has_payment_method is True
         assert session.get(Customer, without["id"]).has_payment_method is False
@@ -43,11 +52,19 @@ def test_one_email_shared_by_two_customers_is_kept_apart(engine, apply):
     first = f.customer(email="billing@acme.test", name="Acme EU", created=f.T0)
     second = f.customer(email="Billing@ACME.test ", name="Acme US", created=f.T0 + 5)
     other = f.customer(email="someone@else.test")
-    apply(*(f.event("customer.created", c, created=f.T0 + 10, api_version=f.NEW) for c in (first, second, other)))
+    apply(
+        *(
+            f.event("customer.created", c, created=f.T0 + 10, api_version=f.NEW)
+            for c in (first, second, other)
+        )
+    )
 
     with read_scope(engine) as session:
         matches = customers_by_email(session=session, email=" BILLING@acme.test")
-        assert [(c.id, c.name) for c in matches] == [(first["id"], "Acme EU"), (second["id"], "Acme US")]
+        assert [(c.id, c.name) for c in matches] == [
+            (first["id"], "Acme EU"),
+            (second["id"], "Acme US"),
+        ]
 
 
 def test_duplicate_delivery_changes_nothing(engine, apply):
@@ -74,7 +91,9 @@ def test_older_update_never_overwrites_newer(engine, apply):
 @pytest.mark.parametrize("order", ["update_first", "delete_first"])
 def test_update_and_deletion_in_the_same_second_end_deleted(engine, apply, order):
     cus = f.customer(name="Ada")
-    update = f.event("customer.updated", dict(cus, name="Ada B."), created=f.T0 + 5, api_version=f.NEW)
+    update = f.event(
+        "customer.updated", dict(cus, name="Ada B."), created=f.T0 + 5, api_version=f.NEW
+    )
     delete = f.event("customer.deleted", cus, created=f.T0 + 5, api_version=f.NEW)
     apply(f.event("customer.created", cus, created=f.T0, api_version=f.NEW))
     apply(*((update, delete) if order == "update_first" else (delete, update)))
@@ -95,4 +114,7 @@ def test_deletion_stub_keeps_what_was_known(engine, apply):
         assert row.deleted is True
         assert row.email_normalized == "ada@example.com"
         assert customers_by_email(session=session, email="ada@example.com") == []
-        assert len(customers_by_email(session=session, email="ada@example.com", include_deleted=True)) == 1
+        assert (
+            len(customers_by_email(session=session, email="ada@example.com", include_deleted=True))
+            == 1
+        )

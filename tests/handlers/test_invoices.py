@@ -18,8 +18,18 @@ def test_subscription_invoice_in_either_shape(engine, apply, api_version):
     )  # fmt: skip
     [change] = apply(f.event("invoice.payment_failed", inv, created=f.T0, api_version=api_version))
     row = fetch(engine, Invoice, inv["id"])
-    assert (row.customer_id, row.subscription_id, row.status, row.number) == ("cus_a", "sub_a", "open", "A-1")
-    assert (row.amount_due, row.amount_paid, row.amount_remaining, row.total) == (4900, 0, 4900, 4900)
+    assert (row.customer_id, row.subscription_id, row.status, row.number) == (
+        "cus_a",
+        "sub_a",
+        "open",
+        "A-1",
+    )
+    assert (row.amount_due, row.amount_paid, row.amount_remaining, row.total) == (
+        4900,
+        0,
+        4900,
+        4900,
+    )
     assert (row.attempt_count, row.attempted) == (2, True)
     assert (row.next_payment_attempt, row.due_date) == (at(f.T0 + 3 * f.DAY), at(f.T0 + 7 * f.DAY))
     assert row.hosted_invoice_url == f"https://invoice.stripe.com/i/{inv['id']}"
@@ -93,7 +103,10 @@ def test_deleted_invoice_is_marked_deleted(engine, apply, stub):
 
 
 def test_open_invoices_for_customer(engine, apply):
-    invoices = [f.invoice(customer="cus_h", status=s, created=f.T0 + n) for n, s in enumerate(["open", "paid", "open"])]
+    invoices = [
+        f.invoice(customer="cus_h", status=s, created=f.T0 + n)
+        for n, s in enumerate(["open", "paid", "open"])
+    ]
     apply(*(f.event("invoice.updated", i, created=f.T0 + 9, api_version=f.NEW) for i in invoices))
     with read_scope(engine) as session:
         found = invoices_for_customer(session=session, customer_id="cus_h", statuses=["open"])
@@ -104,9 +117,13 @@ def test_open_invoices_for_customer(engine, apply):
 
 
 def _basil_payment(*, invoice_first: bool, charge_first: bool):
-    inv = f.invoice(customer="cus_p", subscription="sub_p", status="paid", amount_paid=2000, paid_at=f.T0)
+    inv = f.invoice(
+        customer="cus_p", subscription="sub_p", status="paid", amount_paid=2000, paid_at=f.T0
+    )
     charge = f.charge(customer="cus_p", payment_intent="pi_p" + inv["id"][-6:], created=f.T0)
-    payment = f.invoice_payment(invoice=inv["id"], payment_intent=charge["payment_intent"], created=f.T0)
+    payment = f.invoice_payment(
+        invoice=inv["id"], payment_intent=charge["payment_intent"], created=f.T0
+    )
     events = {
         "invoice": f.event("invoice.paid", inv, created=f.T0 + 1, api_version=f.NEW),
         "charge": f.event("charge.succeeded", charge, created=f.T0, api_version=f.NEW),
@@ -120,8 +137,12 @@ def _basil_payment(*, invoice_first: bool, charge_first: bool):
 
 @pytest.mark.parametrize("invoice_first", [True, False])
 @pytest.mark.parametrize("charge_first", [True, False])
-def test_basil_charge_is_linked_to_its_invoice_in_any_order(engine, apply, invoice_first, charge_first):
-    inv, charge, payment, events = _basil_payment(invoice_first=invoice_first, charge_first=charge_first)
+def test_basil_charge_is_linked_to_its_invoice_in_any_order(
+    engine, apply, invoice_first, charge_first
+):
+    inv, charge, payment, events = _basil_payment(
+        invoice_first=invoice_first, charge_first=charge_first
+    )
     apply(*events)
     assert fetch(engine, Charge, charge["id"]).invoice_id == inv["id"]
     row = fetch(engine, Invoice, inv["id"])

@@ -29,7 +29,9 @@ def test_backfill_never_overwrites_newer_webhook_state(engine, apply):
     line = f.item(f.price(unit_amount=1000))
     fetched = f.subscription(customer="cus_b", items=[line])
     canceled = dict(fetched, status="canceled", canceled_at=f.T0 + 7200)
-    apply(f.event("customer.subscription.deleted", canceled, created=f.T0 + 7200, api_version=f.NEW))
+    apply(
+        f.event("customer.subscription.deleted", canceled, created=f.T0 + 7200, api_version=f.NEW)
+    )
     [change] = backfill(engine, fetched)
     assert (change.applied, change.details["reason"]) == (False, "stale")
     assert fetch(engine, Subscription, fetched["id"]).status == "canceled"
@@ -44,13 +46,21 @@ def test_newer_event_beats_an_older_backfill(engine, apply):
     assert change.applied
     assert change.details["previous"].status == "open"
     row = fetch(engine, Invoice, inv["id"])
-    assert (row.status, row.version_at, row.version_event_id) == ("paid", at(f.T0 + 3601), event["id"])
+    assert (row.status, row.version_at, row.version_event_id) == (
+        "paid",
+        at(f.T0 + 3601),
+        event["id"],
+    )
 
 
 def test_an_event_created_before_the_fetch_loses_to_it(engine, apply):
     cus = f.customer(name="Fetched name")
     backfill(engine, cus)
-    [change] = apply(f.event("customer.updated", dict(cus, name="Older name"), created=f.T0 + 60, api_version=f.NEW))
+    [change] = apply(
+        f.event(
+            "customer.updated", dict(cus, name="Older name"), created=f.T0 + 60, api_version=f.NEW
+        )
+    )
     assert not change.applied
     assert fetch(engine, Customer, cus["id"]).name == "Fetched name"
 
@@ -99,7 +109,9 @@ def test_stripes_example_objects_apply_without_error(engine, reference_dir, name
     obj = json.loads((reference_dir / "stripe" / "fixtures" / f"{name}.json").read_text())
     event_type = {"customer": "customer.updated", "subscription": "customer.subscription.updated",
                   "invoice": "invoice.updated", "charge": "charge.updated", "refund": "refund.updated"}[name]  # fmt: skip
-    event = parse_event(f.event(event_type, obj, created=1_234_567_890, api_version="2026-07-29.dahlia"))
+    event = parse_event(
+        f.event(event_type, obj, created=1_234_567_890, api_version="2026-07-29.dahlia")
+    )
     with session_scope(engine) as session:
         [change, *_] = handler_for(event_type)(session, event)
     assert (change.object_type, change.object_id, change.applied) == (name, obj["id"], True)
@@ -114,7 +126,9 @@ def test_several_events_for_one_object_in_one_unit_of_work(engine):
     """A worker may apply a batch of events in one transaction: each sees the previous."""
     line = f.item(f.price(unit_amount=1000))
     sub = f.subscription(customer="cus_batch", items=[line])
-    bigger = f.subscription(customer="cus_batch", id=sub["id"], items=[f.item(line.price, 5, id=line.id)])
+    bigger = f.subscription(
+        customer="cus_batch", id=sub["id"], items=[f.item(line.price, 5, id=line.id)]
+    )
     events = [
         f.event("customer.subscription.created", sub, created=f.T0, api_version=f.NEW),
         f.event("customer.subscription.updated", bigger, created=f.T0 + 5, api_version=f.NEW),

@@ -27,7 +27,14 @@ def test_every_promised_type_has_a_handler():
 
 
 def test_handled_types_are_exactly_the_families_lists():
-    families = (CUSTOMER_EVENTS, SUBSCRIPTION_EVENTS, INVOICE_EVENTS, INVOICE_PAYMENT_EVENTS, CHARGE_EVENTS, REFUND_EVENTS)
+    families = (
+        CUSTOMER_EVENTS,
+        SUBSCRIPTION_EVENTS,
+        INVOICE_EVENTS,
+        INVOICE_PAYMENT_EVENTS,
+        CHARGE_EVENTS,
+        REFUND_EVENTS,
+    )
     assert handled_types() == frozenset().union(*families)
 
 
@@ -48,5 +55,7 @@ def test_readme_lists_exactly_the_handled_types():
     from pathlib import Path
 
     readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
-    section = readme.split("<!-- handled-event-types:start -->")[1].split("<!-- handled-event-types:end -->")[0]
+    section = readme.split("<!-- handled-event-types:start -->")[1].split(
+        "<!-- handled-event-types:end -->"
+    )[0]
     assert set(re.findall(r"`([a-z_.]+)`", section)) == handled_types()

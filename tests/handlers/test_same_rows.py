@@ -28,16 +28,27 @@ def history(api_version: str, tag: str) -> list[dict[str, Any]]:
     """A customer subscribes, pays two invoices (one after a retry), gets a refund, then
     schedules a cancellation; plus a one-off charge that fails."""
     v, ids = api_version, (lambda prefix, n=1: f"{prefix}_{tag}{n}")
-    cus = f.customer(api_version=v, id=ids("cus"), email="Ada@Example.com", default_payment_method="pm_1")
-    pro = f.price(api_version=v, id="price_pro", unit_amount=4900, nickname="Pro", product="prod_pro")
-    seats = f.price(api_version=v, id="price_seat", unit_amount=1000, product=f.product(id="prod_seat", name="Seats"))
+    cus = f.customer(
+        api_version=v, id=ids("cus"), email="Ada@Example.com", default_payment_method="pm_1"
+    )
+    pro = f.price(
+        api_version=v, id="price_pro", unit_amount=4900, nickname="Pro", product="prod_pro"
+    )
+    seats = f.price(
+        api_version=v,
+        id="price_seat",
+        unit_amount=1000,
+        product=f.product(id="prod_seat", name="Seats"),
+    )
     items = [f.item(pro, id=ids("si", 1)), f.item(seats, 3, id=ids("si", 2))]
     sub = f.subscription(api_version=v, customer=cus["id"], id=ids("sub"), items=items,
                          coupons=[f.coupon(id="LOYAL", percent_off=10)])  # fmt: skip
     sub["discounts" if f.is_basil(v) else "discount"] = _same_discount_id(sub, v, ids("di"))
     leaving = dict(sub, cancel_at_period_end=True, cancellation_details={"reason": "cancellation_requested",
                                                                          "feedback": "missing_features", "comment": None})  # fmt: skip
-    invoice_args = dict(api_version=v, customer=cus["id"], subscription=sub["id"], amount_due=7900, number="INV-1")
+    invoice_args = dict(
+        api_version=v, customer=cus["id"], subscription=sub["id"], amount_due=7900, number="INV-1"
+    )
     draft = f.invoice(**invoice_args, id=ids("in"), status="draft", created=f.T0)
     draft["number"] = None
     charge = f.charge(api_version=v, customer=cus["id"], id=ids("ch"), amount=7900, payment_intent=ids("pi"),
@@ -53,19 +64,37 @@ def history(api_version: str, tag: str) -> list[dict[str, Any]]:
         f.event("customer.created", cus, created=f.T0, api_version=v),
         f.event("customer.subscription.created", sub, created=f.T0, api_version=v),
         f.event("invoice.created", draft, created=f.T0, api_version=v),
-        f.event("invoice.finalized", dict(paid, status="open", amount_paid=0, amount_remaining=7900, attempt_count=0,
-                                          status_transitions={"paid_at": None}), created=f.T0 + 1, api_version=v),  # fmt: skip
+        f.event(
+            "invoice.finalized",
+            dict(
+                paid,
+                status="open",
+                amount_paid=0,
+                amount_remaining=7900,
+                attempt_count=0,
+                status_transitions={"paid_at": None},
+            ),
+            created=f.T0 + 1,
+            api_version=v,
+        ),  # fmt: skip
         f.event("charge.succeeded", charge, created=f.T0 + 60, api_version=v),
         f.event("invoice.paid", paid, created=f.T0 + 61, api_version=v),
         f.event("invoice.payment_succeeded", paid, created=f.T0 + 61, api_version=v),
         f.event("charge.refunded", refunded, created=f.T0 + 500, api_version=v),
         f.event("refund.created", refund, created=f.T0 + 500, api_version=v),
         f.event("charge.failed", declined, created=f.T0 + 700, api_version=v),
-        f.event("customer.subscription.updated", leaving, created=f.T0 + 900, api_version=v,
-                previous_attributes={"cancel_at_period_end": False}),  # fmt: skip
+        f.event(
+            "customer.subscription.updated",
+            leaving,
+            created=f.T0 + 900,
+            api_version=v,
+            previous_attributes={"cancel_at_period_end": False},
+        ),  # fmt: skip
     ]
     if f.is_basil(v):
-        payment = f.invoice_payment(invoice=paid["id"], payment_intent=ids("pi"), amount_paid=7900, created=f.T0 + 60)
+        payment = f.invoice_payment(
+            invoice=paid["id"], payment_intent=ids("pi"), amount_paid=7900, created=f.T0 + 60
+        )
         events.append(f.event("invoice_payment.paid", payment, created=f.T0 + 61, api_version=v))
     return events
 
@@ -94,7 +123,11 @@ def snapshot(engine, tag: str) -> dict[str, list[dict[str, Any]]]:
             result[model.__tablename__] = sorted((r for r in rows if "TAG" in str(r)), key=str)
         timeline = session.exec(select(TimelineEntry)).all()
         result["timeline"] = sorted(
-            (untag((e.customer_id, e.occurred_at, e.kind, e.summary, e.object_id)) for e in timeline if tag in e.customer_id),
+            (
+                untag((e.customer_id, e.occurred_at, e.kind, e.summary, e.object_id))
+                for e in timeline
+                if tag in e.customer_id
+            ),
             key=str,
         )
         return result
@@ -116,11 +149,22 @@ def test_delivered_in_order_the_rows_say_what_happened(engine, apply):
     apply(*history(f.NEW, "zq"))
     rows = snapshot(engine, "zq")
     [sub] = rows["subscription"]
-    assert (sub["status"], sub["cancel_at_period_end"], sub["cancellation_feedback"]) == ("active", True, "missing_features")
+    assert (sub["status"], sub["cancel_at_period_end"], sub["cancellation_feedback"]) == (
+        "active",
+        True,
+        "missing_features",
+    )
     [invoice] = rows["invoice"]
-    assert (invoice["status"], invoice["payment_intent_id"], invoice["charge_id"]) == ("paid", "pi_TAG1", "ch_TAG1")
+    assert (invoice["status"], invoice["payment_intent_id"], invoice["charge_id"]) == (
+        "paid",
+        "pi_TAG1",
+        "ch_TAG1",
+    )
     charges = {c["id"]: c for c in rows["charge"]}
-    assert (charges["ch_TAG1"]["invoice_id"], charges["ch_TAG1"]["amount_refunded"]) == ("in_TAG1", 2000)
+    assert (charges["ch_TAG1"]["invoice_id"], charges["ch_TAG1"]["amount_refunded"]) == (
+        "in_TAG1",
+        2000,
+    )
     assert charges["ch_TAG2"]["invoice_id"] is None
     assert [entry[2] for entry in sorted(rows["timeline"], key=lambda e: e[1])] == [
         "subscription_created", "invoice_paid", "refund_created", "charge_failed", "cancellation_scheduled",

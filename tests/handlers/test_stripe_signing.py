@@ -12,8 +12,12 @@ from tests.stripe_signing import signature_header, signed_request
 
 
 def test_stripe_library_verifies_our_signature():
-    body, headers = signed_request(f.event("customer.created", f.customer(), created=f.T0, api_version=f.NEW), "whsec_a")
-    assert stripe.WebhookSignature.verify_header(body.decode(), headers["Stripe-Signature"], "whsec_a", tolerance=300)
+    body, headers = signed_request(
+        f.event("customer.created", f.customer(), created=f.T0, api_version=f.NEW), "whsec_a"
+    )
+    assert stripe.WebhookSignature.verify_header(
+        body.decode(), headers["Stripe-Signature"], "whsec_a", tolerance=300
+    )
 
 
 def test_one_v1_per_secret_while_rolling():
@@ -29,13 +33,17 @@ def test_a_changed_body_no_longer_verifies():
     body, headers = signed_request({"id": "evt_1", "object": "event"}, "whsec_a")
     reserialised = json.dumps(json.loads(body))
     with pytest.raises(stripe.SignatureVerificationError):
-        stripe.WebhookSignature.verify_header(reserialised, headers["Stripe-Signature"], "whsec_a", tolerance=300)
+        stripe.WebhookSignature.verify_header(
+            reserialised, headers["Stripe-Signature"], "whsec_a", tolerance=300
+        )
 
 
 def test_matches_stripes_published_vector(reference_dir):
     vectors = json.loads((reference_dir / "stripe" / "webhook_signature_vectors.json").read_text())
     valid = next(case for case in vectors["cases"] if case["name"] == "valid")
-    header = signature_header(vectors["payload_exact_bytes"], vectors["secret"], timestamp=valid["t"])
+    header = signature_header(
+        vectors["payload_exact_bytes"], vectors["secret"], timestamp=valid["t"]
+    )
     assert header == valid["header"]
 
 

@@ -23,7 +23,9 @@ def test_subscription_with_items_and_discounts_in_either_shape(engine, apply, ap
         current_period_start=f.T0, current_period_end=f.T0 + 31 * f.DAY,
         coupons=[f.coupon(id="LOYAL", percent_off=25.5)],
     )  # fmt: skip
-    [change] = apply(f.event("customer.subscription.created", sub, created=f.T0, api_version=api_version))
+    [change] = apply(
+        f.event("customer.subscription.created", sub, created=f.T0, api_version=api_version)
+    )
 
     row = fetch(engine, Subscription, sub["id"])
     assert (row.customer_id, row.status, row.currency) == (cus["id"], "active", "usd")
@@ -34,7 +36,10 @@ def test_subscription_with_items_and_discounts_in_either_shape(engine, apply, ap
     ]  # fmt: skip
     with read_scope(engine) as session:
         stored = session.exec(select(SubscriptionItem).order_by(SubscriptionItem.unit_amount)).all()
-        assert [(i.plan_name, i.quantity, i.unit_amount, i.interval, i.interval_count, i.usage_type) for i in stored] == [
+        assert [
+            (i.plan_name, i.quantity, i.unit_amount, i.interval, i.interval_count, i.usage_type)
+            for i in stored
+        ] == [
             ("Seats", 3, 1000, "month", 1, "licensed"),
             ("Pro", 1, 4900, "month", 1, "licensed"),
         ]
@@ -68,35 +73,59 @@ def test_expandables_as_ids_or_objects(engine, apply):
     assert items_of(engine, sub["id"]) == {sub["items"]["data"][0]["id"]: (by_id["id"], 2, 1500)}
 
     expanded_product = f.subscription(customer=cus["id"], items=[f.item(f.price(product=product))])
-    apply(f.event("customer.subscription.created", expanded_product, created=f.T0, api_version=f.NEW))
+    apply(
+        f.event("customer.subscription.created", expanded_product, created=f.T0, api_version=f.NEW)
+    )
     with read_scope(engine) as session:
-        [line] = items_for_subscriptions(session=session, subscription_ids=[expanded_product["id"]])[expanded_product["id"]]
+        [line] = items_for_subscriptions(
+            session=session, subscription_ids=[expanded_product["id"]]
+        )[expanded_product["id"]]
         assert (line.plan_name, line.product_id) == ("Team plan", product["id"])
 
 
 def test_tiers_metered_and_decimal_prices(engine, apply):
-    tiers = [{"up_to": 10, "unit_amount": 500, "flat_amount": None}, {"up_to": None, "unit_amount": 400, "flat_amount": None}]
+    tiers = [
+        {"up_to": 10, "unit_amount": 500, "flat_amount": None},
+        {"up_to": None, "unit_amount": 400, "flat_amount": None},
+    ]
     tiered = f.price(unit_amount=None, billing_scheme="tiered", tiers_mode="graduated", tiers=tiers)
     metered = f.price(usage_type="metered", unit_amount=None, unit_amount_decimal="0.25")
     plain = f.price(unit_amount=1000)
-    sub = f.subscription(customer="cus_t", items=[f.item(tiered, 12), f.item(metered, None), f.item(plain)])
+    sub = f.subscription(
+        customer="cus_t", items=[f.item(tiered, 12), f.item(metered, None), f.item(plain)]
+    )
     apply(f.event("customer.subscription.created", sub, created=f.T0, api_version=f.NEW))
     with read_scope(engine) as session:
-        lines = {i.price_id: i for i in items_for_subscriptions(session=session, subscription_ids=[sub["id"]])[sub["id"]]}
-        assert (lines[tiered["id"]].billing_scheme, lines[tiered["id"]].tiers_mode) == ("tiered", "graduated")
+        lines = {
+            i.price_id: i
+            for i in items_for_subscriptions(session=session, subscription_ids=[sub["id"]])[
+                sub["id"]
+            ]
+        }
+        assert (lines[tiered["id"]].billing_scheme, lines[tiered["id"]].tiers_mode) == (
+            "tiered",
+            "graduated",
+        )
         assert lines[tiered["id"]].tiers == tiers
-        assert (lines[metered["id"]].usage_type, lines[metered["id"]].unit_amount_decimal) == ("metered", "0.25")
+        assert (lines[metered["id"]].usage_type, lines[metered["id"]].unit_amount_decimal) == (
+            "metered",
+            "0.25",
+        )
         assert lines[plain["id"]].tiers is None
 
 
-@pytest.mark.parametrize(("currency", "unit_amount", "shown"), [("jpy", 5000, "¥5,000"), ("kwd", 12_340, "KWD 12.340")])
+@pytest.mark.parametrize(
+    ("currency", "unit_amount", "shown"), [("jpy", 5000, "¥5,000"), ("kwd", 12_340, "KWD 12.340")]
+)
 def test_zero_and_three_decimal_amounts_stay_integers(engine, apply, currency, unit_amount, shown):
     price = f.price(currency=currency.upper(), unit_amount=unit_amount, nickname="Plan")
     sub = f.subscription(customer="cus_c", items=[f.item(price)], currency=currency.upper())
     [change] = apply(f.event("customer.subscription.created", sub, created=f.T0, api_version=f.NEW))
     row = fetch(engine, Subscription, sub["id"])
     assert row.currency == currency
-    assert items_of(engine, sub["id"]) == {sub["items"]["data"][0]["id"]: (price["id"], 1, unit_amount)}
+    assert items_of(engine, sub["id"]) == {
+        sub["items"]["data"][0]["id"]: (price["id"], 1, unit_amount)
+    }
     assert change.details["mrr_after"] == unit_amount
     with read_scope(engine) as session:
         [entry] = timeline_for_customer(session=session, customer_id="cus_c")
@@ -107,7 +136,9 @@ def test_older_event_never_overwrites_newer_state_or_items(engine, apply):
     basic, premium = f.price(unit_amount=1000), f.price(unit_amount=5000)
     seat = f.item(basic, 1)
     old = f.subscription(customer="cus_o", items=[seat], status="trialing")
-    new = f.subscription(customer="cus_o", id=old["id"], items=[f.item(premium, 3, id=seat.id), f.item(basic, 1)])
+    new = f.subscription(
+        customer="cus_o", id=old["id"], items=[f.item(premium, 3, id=seat.id), f.item(basic, 1)]
+    )
     apply(
         f.event("customer.subscription.updated", new, created=f.T0 + 60, api_version=f.NEW),
         f.event("customer.subscription.created", old, created=f.T0, api_version=f.NEW),
@@ -135,12 +166,21 @@ def test_update_and_deletion_in_the_same_second_end_canceled(engine, apply, orde
     line = f.item(f.price())
     active = f.subscription(customer="cus_s", items=[line])
     canceled = dict(active, status="canceled", canceled_at=f.T0 + 9, ended_at=f.T0 + 9)
-    update = f.event("customer.subscription.updated", dict(active, metadata={"x": "1"}), created=f.T0 + 9, api_version=f.NEW)
+    update = f.event(
+        "customer.subscription.updated",
+        dict(active, metadata={"x": "1"}),
+        created=f.T0 + 9,
+        api_version=f.NEW,
+    )
     delete = f.event("customer.subscription.deleted", canceled, created=f.T0 + 9, api_version=f.NEW)
     apply(f.event("customer.subscription.created", active, created=f.T0, api_version=f.NEW))
     apply(*((update, delete) if order == "update_first" else (delete, update)))
     row = fetch(engine, Subscription, active["id"])
-    assert (row.status, row.ended_at, row.version_event_id) == ("canceled", at(f.T0 + 9), delete["id"])
+    assert (row.status, row.ended_at, row.version_event_id) == (
+        "canceled",
+        at(f.T0 + 9),
+        delete["id"],
+    )
 
 
 def test_deleted_event_stores_canceled_whatever_the_payload_says(engine, apply):
@@ -151,8 +191,16 @@ def test_deleted_event_stores_canceled_whatever_the_payload_says(engine, apply):
 
 def test_several_subscriptions_per_customer(engine, apply):
     cus = f.customer()
-    subs = [f.subscription(customer=cus["id"], items=[f.item(f.price(unit_amount=n))], created=f.T0 + n) for n in (100, 200)]
-    apply(*(f.event("customer.subscription.created", s, created=f.T0 + 300, api_version=f.NEW) for s in subs))
+    subs = [
+        f.subscription(customer=cus["id"], items=[f.item(f.price(unit_amount=n))], created=f.T0 + n)
+        for n in (100, 200)
+    ]
+    apply(
+        *(
+            f.event("customer.subscription.created", s, created=f.T0 + 300, api_version=f.NEW)
+            for s in subs
+        )
+    )
     with read_scope(engine) as session:
         stored = subscriptions_for_customer(session=session, customer_id=cus["id"])
         assert [s.id for s in stored] == [s["id"] for s in subs]
@@ -171,7 +219,12 @@ def test_discounts_as_ids_or_with_coupon_ids(engine, apply):
                             coupons=[f.coupon(amount_off=500, currency="USD", duration="once")])  # fmt: skip
     apply(f.event("customer.subscription.created", amount, created=f.T0, api_version=f.OLD))
     [entry] = fetch(engine, Subscription, amount["id"]).discounts
-    assert (entry["amount_off"], entry["currency"], entry["duration"], entry["percent_off"]) == (500, "usd", "once", None)
+    assert (entry["amount_off"], entry["currency"], entry["duration"], entry["percent_off"]) == (
+        500,
+        "usd",
+        "once",
+        None,
+    )
 
 
 def test_cancellation_details_are_kept(engine, apply):

@@ -30,7 +30,9 @@ def test_subscription_lifecycle_lines(engine, apply):
     basic = f.price(unit_amount=4900, nickname="Basic")
     pro = f.price(unit_amount=9900, nickname="Pro")
     line = f.item(basic)
-    trial = f.subscription(customer=cus, items=[line], status="trialing", trial_start=f.T0, trial_end=f.T0 + 14 * f.DAY)
+    trial = f.subscription(
+        customer=cus, items=[line], status="trialing", trial_start=f.T0, trial_end=f.T0 + 14 * f.DAY
+    )
     active = dict(trial, status="active")
     upgraded = f.subscription(customer=cus, id=trial["id"], items=[f.item(pro, 2, id=line.id)])
     scheduled = dict(upgraded, cancel_at_period_end=True)
@@ -39,12 +41,27 @@ def test_subscription_lifecycle_lines(engine, apply):
                     cancellation_details={"reason": "cancellation_requested", "feedback": "too_expensive", "comment": None})  # fmt: skip
     events = [
         f.event("customer.subscription.created", trial, created=f.T0, api_version=f.NEW),
-        f.event("customer.subscription.trial_will_end", trial, created=f.T0 + 11 * f.DAY, api_version=f.NEW),
-        f.event("customer.subscription.updated", active, created=f.T0 + 14 * f.DAY, api_version=f.NEW),
-        f.event("customer.subscription.updated", upgraded, created=f.T0 + 20 * f.DAY, api_version=f.NEW),
-        f.event("customer.subscription.updated", scheduled, created=f.T0 + 30 * f.DAY, api_version=f.NEW),
-        f.event("customer.subscription.updated", undone, created=f.T0 + 31 * f.DAY, api_version=f.NEW),
-        f.event("customer.subscription.deleted", canceled, created=f.T0 + 40 * f.DAY, api_version=f.NEW),
+        f.event(
+            "customer.subscription.trial_will_end",
+            trial,
+            created=f.T0 + 11 * f.DAY,
+            api_version=f.NEW,
+        ),
+        f.event(
+            "customer.subscription.updated", active, created=f.T0 + 14 * f.DAY, api_version=f.NEW
+        ),
+        f.event(
+            "customer.subscription.updated", upgraded, created=f.T0 + 20 * f.DAY, api_version=f.NEW
+        ),
+        f.event(
+            "customer.subscription.updated", scheduled, created=f.T0 + 30 * f.DAY, api_version=f.NEW
+        ),
+        f.event(
+            "customer.subscription.updated", undone, created=f.T0 + 31 * f.DAY, api_version=f.NEW
+        ),
+        f.event(
+            "customer.subscription.deleted", canceled, created=f.T0 + 40 * f.DAY, api_version=f.NEW
+        ),
     ]
     apply(*events)
     apply(*events)  # a second delivery of everything writes nothing new
@@ -55,7 +72,10 @@ def test_subscription_lifecycle_lines(engine, apply):
         ("plan_changed", "Plan changed from Basic ($49.00/month) to 2 × Pro ($99.00/month)"),
         ("cancellation_scheduled", "Cancellation scheduled for 2026-02-01"),
         ("cancellation_undone", "Scheduled cancellation undone"),
-        ("subscription_canceled", "Subscription to 2 × Pro ($99.00/month) canceled (cancellation requested, too expensive)"),
+        (
+            "subscription_canceled",
+            "Subscription to 2 × Pro ($99.00/month) canceled (cancellation requested, too expensive)",
+        ),
     ]
 
 
@@ -67,7 +87,10 @@ def test_stale_events_write_no_lines(engine, apply):
                             api_version=f.NEW))  # fmt: skip
     assert [c.applied for c in changes] == [False]
     assert changes[0].details["reason"] == "stale"
-    assert [kind for kind, _ in lines(engine, "cus_stale")] == ["subscription_created", "subscription_canceled"]
+    assert [kind for kind, _ in lines(engine, "cus_stale")] == [
+        "subscription_created",
+        "subscription_canceled",
+    ]
 
 
 @pytest.mark.parametrize("api_version", f.API_VERSIONS)
@@ -83,7 +106,9 @@ def test_invoice_charge_and_refund_lines(engine, apply, api_version):
     declined = f.charge(api_version=api_version, customer=cus, status="failed", amount=1500,
                         failure_code="card_declined", failure_message="Your card was declined.", created=f.T0 + 100)  # fmt: skip
     good = f.charge(api_version=api_version, customer=cus, amount=1500, created=f.T0 + 400)
-    refund = f.refund(charge=good["id"], amount=500, reason="requested_by_customer", created=f.T0 + 500)
+    refund = f.refund(
+        charge=good["id"], amount=500, reason="requested_by_customer", created=f.T0 + 500
+    )
     apply(
         f.event("invoice.payment_failed", failed, created=f.T0 + 100, api_version=api_version),
         f.event("charge.failed", declined, created=f.T0 + 100, api_version=api_version),
