@@ -40,3 +40,7 @@ def configure_logging(level: str) -> None:
     # Replace our own earlier handler, keep anyone else's (pytest's log capture, say).
     root.handlers[:] = [h for h in root.handlers if not getattr(h, "billbot", False)] + [handler]
     root.setLevel(level.upper())
+    # APScheduler narrates every job it adds and runs at INFO; billbot logs its own job events
+    # (`job.finished job=digest ...`), so keep the library's chatter for DEBUG.
+    if root.level > logging.DEBUG:
+        logging.getLogger("apscheduler").setLevel(logging.WARNING)

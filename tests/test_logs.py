@@ -32,3 +32,11 @@ def test_traceback_stays_below_the_fields():
     first, _, rest = line.partition("\n")
     assert first == "x.failed ref=r1"
     assert "RuntimeError: boom" in rest
+
+
+def test_apscheduler_chatter_is_kept_for_debug():
+    from bot.logs import configure_logging
+
+    configure_logging("INFO")
+    assert not logging.getLogger("apscheduler").isEnabledFor(logging.INFO)
+    assert logging.getLogger("apscheduler").isEnabledFor(logging.WARNING)
