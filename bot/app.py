@@ -122,7 +122,7 @@ def _routes(parts: AppParts) -> list[BaseRoute]:
 def _services(parts: AppParts) -> list[Service]:
     services: list[Service] = [parts.writer]
     if parts.rejections is not None:
-        services.append(parts.rejections)
+        services.append(ThreadService("webhook-rejections", parts.rejections.run))
     if parts.worker is not None:
         services.append(parts.worker)
     settings, engine, clock = parts.settings, parts.engine, parts.clock

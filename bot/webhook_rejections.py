@@ -2,8 +2,9 @@
 
 A wrong `STRIPE_WEBHOOK_SECRET` (a rotation done halfway, a secret from another endpoint)
 shows as a run of 400s that nothing else notices: Stripe retries, then gives up. The endpoint
-only adds one to an in-memory count per minute (a lock and a dict); this service's thread
-adds the counts to `webhook_rejection` every few seconds and when it stops, so the health
+only adds one to an in-memory count per minute (a lock and a dict); `run`, the body of a
+service thread (`bot.services.ThreadService`), adds the counts to `webhook_rejection` every
+few seconds and when it stops, so the health
 check (`handlers.sync.webhook_health`) sees them from any process. If the database cannot
 take them, they are kept for the next flush. Counts made in the last seconds before a crash
 are lost; a spike that matters lasts longer than that.
@@ -26,8 +27,6 @@ logger = logging.getLogger(__name__)
 
 
 class RejectionCounter:
-    name = "webhook-rejections"
-
     def __init__(
         self,
         engine: Engine,
@@ -40,8 +39,6 @@ class RejectionCounter:
         self.clock = clock
         self._counts: dict[datetime, int] = {}
         self._lock = threading.Lock()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
 
     def record(self) -> None:
         """One refused request, now. Cheap enough for the hot path: no I/O."""
@@ -74,18 +71,8 @@ class RejectionCounter:
         logger.info("stripe.webhook.rejections_saved", extra={"count": saved})
         return saved
 
-    def start(self) -> None:
-        self._stop.clear()
-        self._thread = threading.Thread(target=self._run, name="billbot-rejections", daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        while not self._stop.wait(self.flush_seconds):
+    def run(self, stop: threading.Event) -> None:
+        """Flush every `flush_seconds` until `stop` is set, then once more."""
+        while not stop.wait(self.flush_seconds):
             self.flush()
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(10)
-            self._thread = None
         self.flush()
