@@ -14,9 +14,11 @@ Who guarantees what:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, fields
 from datetime import datetime, timedelta
+from operator import attrgetter
+from typing import Any
 
 from sqlalchemy import Connection, and_, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
@@ -95,15 +97,13 @@ def append_events(*, connection: Connection, events: Sequence[NewInboxEvent]) ->
     hot path: when that is fewer than given, some were duplicates, which is all it needs)."""
     if not events:
         return 0
-    dialect = connection.dialect
-    sql, processors = _raw_insert(dialect)
-    rows = [
-        tuple(
-            value if process is None else process(value)
-            for value, process in zip(_values(event), processors, strict=True)
-        )
-        for event in events
-    ]
+    sql, processors = _raw_insert(connection.dialect)
+    rows = []
+    for event in events:
+        row = list(_values(event))
+        for index, process in processors:
+            row[index] = process(row[index])
+        rows.append(row)
     # The driver's own executemany: SQLAlchemy's per-statement work (compile cache, result
     # objects, insertmanyvalues batching) was most of the writer's cost per batch. Both
     # sqlite3 and psycopg 3 sum the rows inserted over an executemany in `rowcount`.
@@ -115,27 +115,27 @@ def append_events(*, connection: Connection, events: Sequence[NewInboxEvent]) ->
         cursor.close()
 
 
-_RAW_INSERTS: dict[str, tuple[str, tuple]] = {}
+_RAW_INSERTS: dict[str, tuple[str, tuple[tuple[int, Callable[[Any], Any]], ...]]] = {}
+_values = attrgetter(*_NEW_FIELDS)  # NewInboxEvent -> its values in _NEW_FIELDS order
 
 
-def _raw_insert(dialect) -> tuple[str, tuple]:
-    """The INSERT in the driver's paramstyle and each column's SQLAlchemy bind processor
-    (so values are stored exactly as the ORM would store them: naive UTC text on SQLite)."""
+def _raw_insert(dialect) -> tuple[str, tuple[tuple[int, Callable[[Any], Any]], ...]]:
+    """The INSERT in the driver's paramstyle and, for each column that has one, its position
+    and SQLAlchemy bind processor (so values are stored exactly as the ORM would store
+    them: naive UTC text on SQLite)."""
     cached = _RAW_INSERTS.get(dialect.name)
     if cached is None:
         marker = "?" if dialect.paramstyle == "qmark" else "%s"
         names = ", ".join(_NEW_FIELDS)
         markers = ", ".join([marker] * len(_NEW_FIELDS))
         sql = f"INSERT INTO {TABLE.name} ({names}) VALUES ({markers}) ON CONFLICT (id) DO NOTHING"
-        processors = tuple(
-            TABLE.c[name].type.dialect_impl(dialect).bind_processor(dialect) for name in _NEW_FIELDS
+        processors = (
+            (index, TABLE.c[name].type.dialect_impl(dialect).bind_processor(dialect))
+            for index, name in enumerate(_NEW_FIELDS)
         )
-        cached = _RAW_INSERTS[dialect.name] = (sql, processors)
+        cached = (sql, tuple((index, process) for index, process in processors if process))
+        _RAW_INSERTS[dialect.name] = cached
     return cached
-
-
-def _values(event: NewInboxEvent) -> tuple:
-    return tuple(getattr(event, name) for name in _NEW_FIELDS)
 
 
 def _insert(connection: Connection):

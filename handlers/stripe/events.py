@@ -7,10 +7,11 @@ with the raw dict.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
+
+import orjson
 
 
 class InvalidEvent(ValueError):
@@ -44,8 +45,8 @@ def parse_event(body: bytes | str | dict[str, Any]) -> StripeEvent:
         data = body
     else:
         try:
-            data = json.loads(body)
-        except (ValueError, UnicodeDecodeError) as exc:
+            data = orjson.loads(body)
+        except orjson.JSONDecodeError as exc:
             raise InvalidEvent("body is not valid JSON") from exc
     if not isinstance(data, dict):
         raise InvalidEvent("body is not a JSON object")
