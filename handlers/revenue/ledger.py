@@ -20,23 +20,19 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlmodel import Session, select
+from sqlmodel import Session
 
 from bot.settings import Settings
 from handlers.stripe.registry import AppliedEvent, Change, Reaction
+from storage.ledger_memory import has_written, ledger_memory, recorded_mrr
 from storage.models.billing import Subscription
 from storage.models.ledger import CustomerMrr, MovementKind, MrrMovement, to_ledger_units
 from storage.mrr import DEFAULT_POLICY, MrrPolicy
-from storage.revenue import (
-    StoreMrr,
-    customer_mrr_from_store,
-    ledger_customer_ids,
-    lock_customer_mrr,
-)
+from storage.revenue import StoreMrr, customer_mrr_from_store, ledger_customer_ids
+from storage.rows import assign, new_row
 from storage.types import utcnow
 
 logger = logging.getLogger(__name__)
-_MOVEMENT = MrrMovement.__table__
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,19 +102,8 @@ def record_customer_mrr(
     `mrr` replaces the store's figures when rebuilding history: a backfill passes the MRR
     the customer had at `at` (handlers/sync/history.py). Returns the lines written (none
     when nothing changed, or when `event_id` already wrote lines for this customer)."""
-    session.flush()  # what follows reads with Core statements, which do not autoflush
-    already = (
-        session.connection()
-        .execute(
-            select(_MOVEMENT.c.id)
-            .where(_MOVEMENT.c.customer_id == customer_id, _MOVEMENT.c.event_id == event_id)
-            .limit(1)
-        )
-        .first()
-    )
-    if already is not None:
-        return []
-    rows = lock_customer_mrr(session, customer_id=customer_id)
+    memory = ledger_memory(session)
+    rows = recorded_mrr(session, memory, customer_id=customer_id)
     before = {
         currency: Recorded(row.mrr, row.paused, row.paused_out) for currency, row in rows.items()
     }
@@ -132,20 +117,32 @@ def record_customer_mrr(
     }
     ever_paid = any(row.first_paid_at is not None for row in rows.values())
     planned, after = plan_movements(before, now, ever_paid=ever_paid)
+    changed = _changed_states(rows, after)
+    if not planned and not changed:
+        return []  # nothing to write, whether or not this event wrote lines before
+    if has_written(session, memory, customer_id=customer_id, event_id=event_id):
+        return []
     lines = [
-        MrrMovement(
-            customer_id=customer_id,
-            currency=line.currency,
-            kind=line.kind,
-            amount=line.amount,
-            mrr_after=line.mrr_after,
-            occurred_at=at,
-            event_id=event_id,
+        new_row(
+            MrrMovement,
+            {
+                "customer_id": customer_id,
+                "currency": line.currency,
+                "kind": line.kind,
+                "amount": line.amount,
+                "mrr_after": line.mrr_after,
+                "occurred_at": at,
+                "event_id": event_id,
+            },
         )
         for line in planned
     ]
     session.add_all(lines)
-    _save_states(session, customer_id=customer_id, rows=rows, after=after, at=at, event_id=event_id)
+    _save_states(
+        session, customer_id=customer_id, rows=rows, changed=changed, at=at, event_id=event_id
+    )
+    if lines:
+        memory.written.add((customer_id, event_id))
     return lines  # written with the unit of work's next flush
 
 
@@ -221,30 +218,42 @@ def _movement_kind(
     return MovementKind.CONTRACTION if is_subscriber else MovementKind.CHURN
 
 
+def _changed_states(
+    rows: Mapping[str, CustomerMrr], after: Mapping[str, Recorded]
+) -> list[tuple[str, Recorded]]:
+    """The states that differ from what is stored (a zero state needs no new row)."""
+    changed = []
+    for currency, state in after.items():
+        row = rows.get(currency)
+        if row is None:
+            if state != Recorded():
+                changed.append((currency, state))
+        elif Recorded(row.mrr, row.paused, row.paused_out) != state:
+            changed.append((currency, state))
+    return changed
+
+
 def _save_states(
     session: Session,
     *,
     customer_id: str,
     rows: dict[str, CustomerMrr],
-    after: dict[str, Recorded],
+    changed: list[tuple[str, Recorded]],
     at: datetime,
     event_id: str,
 ) -> None:
-    for currency, state in after.items():
+    for currency, state in changed:
         row = rows.get(currency)
         if row is None:
-            if state == Recorded():
-                continue
-            row = CustomerMrr(customer_id=customer_id, currency=currency)
-        elif Recorded(row.mrr, row.paused, row.paused_out) == state:
-            continue
+            row = new_row(CustomerMrr, {"customer_id": customer_id, "currency": currency})
+            session.add(row)
+            rows[currency] = row
+        values = {"mrr": state.mrr, "paused": state.paused, "paused_out": state.paused_out}
         if row.mrr != state.mrr:
-            row.changed_at = at
-        row.mrr, row.paused, row.paused_out = state.mrr, state.paused, state.paused_out
+            values["changed_at"] = at
         if state.mrr > 0 and row.first_paid_at is None:
-            row.first_paid_at = at
-        row.event_id, row.updated_at = event_id, utcnow()
-        session.add(row)
+            values["first_paid_at"] = at
+        assign(row, {**values, "event_id": event_id, "updated_at": utcnow()})
 
 
 # What storage.mrr reads of a subscription and of its items: nothing else can move MRR.

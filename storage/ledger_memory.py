@@ -1,0 +1,93 @@
+"""The MRR ledger's memory of one transaction: each customer's recorded MRR, read and locked
+once, and the (customer, event) pairs it has just written lines for.
+
+The ledger used to flush the unit of work and query `customer_mrr ... FOR UPDATE` and
+`mrr_movement` again for every subscription change. Within one transaction neither can change
+except through the ledger itself: it alone writes them, through the very objects kept here,
+and the `customer_mrr` rows it read stay locked until commit. So the rows are read the first
+time a customer is needed, for every customer whose subscription the unit of work holds at
+that moment (the worker reads and locks the batch's subscriptions up front,
+storage/held_rows.py), with one query in customer order; a customer met later (a new
+subscription) is read on its own.
+
+The memory lives in `session.info` and belongs to the session's current transaction and
+savepoint: when either changes (commit, rollback, a savepoint begun, released or rolled
+back) it is dropped and rows are read again, so a rolled-back savepoint cannot leave behind
+states or lines that were never stored. Everything written before the change was flushed by
+it (SQLAlchemy flushes before a savepoint and at its release), so the database then answers
+for those lines.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from storage.models.billing import Subscription
+from storage.models.ledger import CustomerMrr
+from storage.revenue import ledger_has_lines, lock_customers_mrr
+
+_KEY = "storage.ledger_memory"
+
+
+@dataclass(eq=False, slots=True)
+class LedgerMemory:
+    transaction: Any
+    savepoint: Any
+    # customer id -> currency -> row, locked; a customer present with {} has no row yet
+    recorded: dict[str, dict[str, CustomerMrr]] = field(default_factory=dict)
+    written: set[tuple[str, str]] = field(default_factory=set)  # (customer, event) with lines
+
+
+def ledger_memory(session: Session) -> LedgerMemory:
+    """This transaction's memory, new when the transaction or savepoint changed."""
+    transaction = session.get_transaction()
+    if transaction is None:
+        session.connection()  # begin the transaction the memory will belong to
+        transaction = session.get_transaction()
+    savepoint = session.get_nested_transaction()
+    memory = session.info.get(_KEY)
+    if memory is None or memory.transaction is not transaction or memory.savepoint is not savepoint:
+        memory = LedgerMemory(transaction, savepoint)
+        session.info[_KEY] = memory
+    return memory
+
+
+def recorded_mrr(
+    session: Session, memory: LedgerMemory, *, customer_id: str
+) -> dict[str, CustomerMrr]:
+    """The customer's `customer_mrr` rows per currency, locked; the dict is the memory's own,
+    so a row the ledger adds to it is found by the next change."""
+    rows = memory.recorded.get(customer_id)
+    if rows is None:
+        customers = {customer_id}
+        if not memory.recorded:  # the first customer: read those the unit of work holds too
+            customers |= _customers_held(session)
+        memory.recorded.update(lock_customers_mrr(session, customer_ids=customers))
+        rows = memory.recorded[customer_id]
+    return rows
+
+
+def has_written(session: Session, memory: LedgerMemory, *, customer_id: str, event_id: str) -> bool:
+    """Whether the event already wrote ledger lines for the customer, in this transaction or
+    before it."""
+    key = (customer_id, event_id)
+    if key in memory.written:
+        return True
+    if ledger_has_lines(session, customer_id=customer_id, event_id=event_id):
+        memory.written.add(key)
+        return True
+    return False
+
+
+def _customers_held(session: Session) -> set[str]:
+    """Customers of the subscriptions the session holds (read from the loaded state only)."""
+    customers: set[str] = set()
+    for obj in session.identity_map.values():
+        if type(obj) is Subscription:
+            customer_id = obj.__dict__.get("customer_id")
+            if customer_id:
+                customers.add(customer_id)
+    return customers
