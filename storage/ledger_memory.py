@@ -27,7 +27,7 @@ from sqlalchemy.orm import Session
 
 from storage.models.billing import Subscription
 from storage.models.ledger import CustomerMrr
-from storage.revenue import ledger_has_lines, lock_customers_mrr
+from storage.revenue import LedgerFacts, lock_customers_mrr
 
 _KEY = "storage.ledger_memory"
 
@@ -55,31 +55,29 @@ def ledger_memory(session: Session) -> LedgerMemory:
     return memory
 
 
-def recorded_mrr(
-    session: Session, memory: LedgerMemory, *, customer_id: str
-) -> dict[str, CustomerMrr]:
-    """The customer's `customer_mrr` rows per currency, locked; the dict is the memory's own,
-    so a row the ledger adds to it is found by the next change."""
-    rows = memory.recorded.get(customer_id)
-    if rows is None:
-        customers = {customer_id}
-        if not memory.recorded:  # the first customer: read those the unit of work holds too
-            customers |= _customers_held(session)
+def lock_recorded_mrr(
+    session: Session, memory: LedgerMemory, *, customer_id: str, facts: LedgerFacts
+) -> bool:
+    """Read and lock the customer's `customer_mrr` rows unless the memory has them. Returns
+    True when rows were locked now: what was read before may have changed while waiting."""
+    if customer_id in memory.recorded:
+        return False
+    if not memory.recorded:  # the first customer: read those the unit of work holds too
+        customers = {customer_id} | _customers_held(session)
         memory.recorded.update(lock_customers_mrr(session, customer_ids=customers))
-        rows = memory.recorded[customer_id]
-    return rows
+    elif facts.has_recorded_mrr:
+        memory.recorded.update(lock_customers_mrr(session, customer_ids=[customer_id]))
+    else:  # no row to lock; one another worker inserts meanwhile collides with ours on commit
+        memory.recorded[customer_id] = {}
+    return bool(memory.recorded[customer_id])
 
 
-def has_written(session: Session, memory: LedgerMemory, *, customer_id: str, event_id: str) -> bool:
-    """Whether the event already wrote ledger lines for the customer, in this transaction or
-    before it."""
-    key = (customer_id, event_id)
-    if key in memory.written:
-        return True
-    if ledger_has_lines(session, customer_id=customer_id, event_id=event_id):
-        memory.written.add(key)
-        return True
-    return False
+def has_written(
+    memory: LedgerMemory, *, customer_id: str, event_id: str, facts: LedgerFacts
+) -> bool:
+    """Whether the event already wrote ledger lines for the customer, before this
+    transaction (`facts`) or in it (the memory: those lines may not be flushed yet)."""
+    return facts.event_has_lines or (customer_id, event_id) in memory.written
 
 
 def _customers_held(session: Session) -> set[str]:

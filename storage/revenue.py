@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 
-from sqlalchemy import bindparam, func
+from sqlalchemy import bindparam, exists, func, literal_column, null, union_all
 from sqlmodel import Session, col, select
 
 from storage.models.billing import Customer, Subscription
@@ -49,6 +49,31 @@ class MrrHistoryEntry:
     event_id: str
 
 
+@dataclass(frozen=True, slots=True)
+class LedgerFacts:
+    """What the ledger must know about a customer before recording an event's movements."""
+
+    subscription_ids: list[str]  # the customer's subscriptions in the database
+    event_has_lines: bool  # the event already wrote ledger lines for the customer
+    has_recorded_mrr: bool  # the customer has `customer_mrr` rows
+
+
+def ledger_facts(session: Session, *, customer_id: str, event_id: str) -> LedgerFacts:
+    """Read the facts with one statement (a UNION ALL of three indexed lookups): the ledger
+    asks them for every subscription change the worker applies, and each statement costs
+    more in SQLAlchemy and the driver than in the database. Pending changes are not flushed
+    for this: the caller corrects for them (storage/store_mrr.py, storage/ledger_memory.py)."""
+    parameters = {"customer_id": customer_id, "event_id": event_id}
+    subscription_ids: list[str] = []
+    facts: set[str] = set()
+    for subscription_id, fact in session.connection().execute(_LEDGER_FACTS, parameters):
+        if fact is None:
+            subscription_ids.append(subscription_id)
+        else:
+            facts.add(fact)
+    return LedgerFacts(subscription_ids, "line" in facts, "recorded" in facts)
+
+
 def lock_customers_mrr(
     session: Session, *, customer_ids: Iterable[str]
 ) -> dict[str, dict[str, CustomerMrr]]:
@@ -56,37 +81,39 @@ def lock_customers_mrr(
     a customer it has none of), locked until commit (PostgreSQL `FOR UPDATE`, in customer
     order so two workers lock in the same order; SQLite's write transactions are already
     exclusive). Pending changes are not flushed: only the ledger writes these rows, and it
-    keeps the objects it read (handlers/revenue/ledger.py)."""
+    keeps the objects it read (storage/ledger_memory.py)."""
     ids = sorted(set(customer_ids))
     recorded: dict[str, dict[str, CustomerMrr]] = {customer_id: {} for customer_id in ids}
     for first in range(0, len(ids), IN_CHUNK):
-        statement = (
-            select(CustomerMrr)
-            .where(col(CustomerMrr.customer_id).in_(ids[first : first + IN_CHUNK]))
-            .order_by(col(CustomerMrr.customer_id), col(CustomerMrr.currency))
-            .with_for_update()
-            .execution_options(autoflush=False)
-        )
-        for row in session.exec(statement):
+        chunk = {"customer_ids": ids[first : first + IN_CHUNK]}
+        for row in session.exec(_LOCK_CUSTOMER_MRR, params=chunk):
             recorded[row.customer_id][row.currency] = row
     return recorded
 
 
-def ledger_has_lines(session: Session, *, customer_id: str, event_id: str) -> bool:
-    """Whether the database holds a ledger line of this event for this customer (pending
-    lines are not flushed for this: the ledger remembers the ones it has just written)."""
-    parameters = {"customer_id": customer_id, "event_id": event_id}
-    return session.connection().execute(_LINE_OF_EVENT, parameters).first() is not None
-
-
 _MOVEMENT = MrrMovement.__table__
-_LINE_OF_EVENT = (
-    select(_MOVEMENT.c.id)
-    .where(
-        _MOVEMENT.c.customer_id == bindparam("customer_id"),
-        _MOVEMENT.c.event_id == bindparam("event_id"),
-    )
-    .limit(1)
+_CUSTOMER_MRR = CustomerMrr.__table__
+_SUBSCRIPTION = Subscription.__table__
+_LEDGER_FACTS = union_all(
+    select(_SUBSCRIPTION.c.id, null()).where(
+        _SUBSCRIPTION.c.customer_id == bindparam("customer_id")
+    ),
+    select(null(), literal_column("'line'")).where(
+        exists().where(
+            _MOVEMENT.c.customer_id == bindparam("customer_id"),
+            _MOVEMENT.c.event_id == bindparam("event_id"),
+        )
+    ),
+    select(null(), literal_column("'recorded'")).where(
+        exists().where(_CUSTOMER_MRR.c.customer_id == bindparam("customer_id"))
+    ),
+)
+_LOCK_CUSTOMER_MRR = (
+    select(CustomerMrr)
+    .where(col(CustomerMrr.customer_id).in_(bindparam("customer_ids", expanding=True)))
+    .order_by(col(CustomerMrr.customer_id), col(CustomerMrr.currency))
+    .with_for_update()
+    .execution_options(autoflush=False)
 )
 
 

@@ -64,12 +64,18 @@ class StoreMrr:
 
 
 def customer_mrr_from_store(
-    session: Session, *, customer_id: str, policy: MrrPolicy = DEFAULT_POLICY
+    session: Session,
+    *,
+    customer_id: str,
+    policy: MrrPolicy = DEFAULT_POLICY,
+    stored_ids: Iterable[str] | None = None,
 ) -> dict[str, StoreMrr]:
     """Sum each of the customer's subscriptions' MRR (and paused value) per currency, as the
-    session sees the store (pending changes included), without flushing."""
+    session sees the store (pending changes included), without flushing. `stored_ids` are
+    the customer's subscription ids in the database when the caller has just read them."""
     totals: dict[str, StoreMrr] = {}
-    for subscription, items in customer_subscriptions(session, customer_id=customer_id):
+    subscriptions = customer_subscriptions(session, customer_id=customer_id, stored_ids=stored_ids)
+    for subscription, items in subscriptions:
         mrr = subscription_mrr(subscription, items, policy=policy)
         paused = paused_mrr(subscription, items, policy=policy)
         before = totals.get(subscription.currency, StoreMrr())
@@ -77,12 +83,15 @@ def customer_mrr_from_store(
     return totals
 
 
-def customer_subscriptions(session: Session, *, customer_id: str) -> list[tuple[Any, list[Any]]]:
+def customer_subscriptions(
+    session: Session, *, customer_id: str, stored_ids: Iterable[str] | None = None
+) -> list[tuple[Any, list[Any]]]:
     """The customer's subscriptions with their items, each an ORM object when the session
     holds it (so its pending changes count) or a database row when it does not."""
     view = _SessionView(session)
     connection = session.connection()
-    stored_ids = connection.execute(_IDS_OF_CUSTOMER, {"customer_id": customer_id}).scalars()
+    if stored_ids is None:
+        stored_ids = connection.execute(_IDS_OF_CUSTOMER, {"customer_id": customer_id}).scalars()
     subscriptions: list[Any] = []
     unheld: list[str] = []
     seen: set[str] = set()

@@ -24,11 +24,16 @@ from sqlmodel import Session
 
 from bot.settings import Settings
 from handlers.stripe.registry import AppliedEvent, Change, Reaction
-from storage.ledger_memory import has_written, ledger_memory, recorded_mrr
+from storage.ledger_memory import has_written, ledger_memory, lock_recorded_mrr
 from storage.models.billing import Subscription
 from storage.models.ledger import CustomerMrr, MovementKind, MrrMovement, to_ledger_units
 from storage.mrr import DEFAULT_POLICY, MrrPolicy
-from storage.revenue import StoreMrr, customer_mrr_from_store, ledger_customer_ids
+from storage.revenue import (
+    StoreMrr,
+    customer_mrr_from_store,
+    ledger_customer_ids,
+    ledger_facts,
+)
 from storage.rows import assign, new_row
 from storage.types import utcnow
 
@@ -103,25 +108,27 @@ def record_customer_mrr(
     the customer had at `at` (handlers/sync/history.py). Returns the lines written (none
     when nothing changed, or when `event_id` already wrote lines for this customer)."""
     memory = ledger_memory(session)
-    rows = recorded_mrr(session, memory, customer_id=customer_id)
+    facts = ledger_facts(session, customer_id=customer_id, event_id=event_id)
+    if lock_recorded_mrr(session, memory, customer_id=customer_id, facts=facts):
+        # Locking may have waited for another worker's commit: read what it changed.
+        facts = ledger_facts(session, customer_id=customer_id, event_id=event_id)
+    if has_written(memory, customer_id=customer_id, event_id=event_id, facts=facts):
+        return []
+    rows = memory.recorded[customer_id]
     before = {
         currency: Recorded(row.mrr, row.paused, row.paused_out) for currency, row in rows.items()
     }
+    if mrr is None:
+        mrr = customer_mrr_from_store(
+            session, customer_id=customer_id, policy=policy, stored_ids=facts.subscription_ids
+        )
     now = {
         currency: (to_ledger_units(value.mrr), to_ledger_units(value.paused))
-        for currency, value in (
-            mrr
-            if mrr is not None
-            else customer_mrr_from_store(session, customer_id=customer_id, policy=policy)
-        ).items()
+        for currency, value in mrr.items()
     }
     ever_paid = any(row.first_paid_at is not None for row in rows.values())
     planned, after = plan_movements(before, now, ever_paid=ever_paid)
     changed = _changed_states(rows, after)
-    if not planned and not changed:
-        return []  # nothing to write, whether or not this event wrote lines before
-    if has_written(session, memory, customer_id=customer_id, event_id=event_id):
-        return []
     lines = [
         new_row(
             MrrMovement,
