@@ -89,9 +89,9 @@ def customer_subscriptions(
     """The customer's subscriptions with their items, each an ORM object when the session
     holds it (so its pending changes count) or a database row when it does not."""
     view = _SessionView(session)
-    connection = session.connection()
     if stored_ids is None:
-        stored_ids = connection.execute(_IDS_OF_CUSTOMER, {"customer_id": customer_id}).scalars()
+        parameters = {"customer_id": customer_id}
+        stored_ids = session.connection().execute(_IDS_OF_CUSTOMER, parameters).scalars().all()
     subscriptions: list[Any] = []
     unheld: list[str] = []
     seen: set[str] = set()
@@ -108,9 +108,7 @@ def customer_subscriptions(
         if obj.customer_id == customer_id and obj.id not in seen
     )
     if unheld:
-        subscriptions.extend(
-            _rows(connection, _MRR_SUBSCRIPTION_COLUMNS, _SUBSCRIPTION.c.id, unheld)
-        )
+        subscriptions.extend(_rows(session, _MRR_SUBSCRIPTION_COLUMNS, _SUBSCRIPTION.c.id, unheld))
     items: dict[str, list[Any]] = {}
     unknown: list[str] = []
     for subscription in subscriptions:
@@ -120,17 +118,17 @@ def customer_subscriptions(
         else:
             items[subscription.id] = known
     if unknown:
-        items.update(_items_from_store(connection, view, unknown))
+        items.update(_items_from_store(session, view, unknown))
     return [(subscription, items[subscription.id]) for subscription in subscriptions]
 
 
-def _items_from_store(connection: Any, view: _SessionView, sub_ids: list[str]) -> dict[str, list]:
+def _items_from_store(session: Session, view: _SessionView, sub_ids: list[str]) -> dict[str, list]:
     """Items of these subscriptions: the stored rows, each replaced by the session's object
     when it holds one, plus the session's pending and moved items."""
     wanted = set(sub_ids)
     found: dict[str, list[Any]] = defaultdict(list)
     seen: set[str] = set()
-    for row in _rows(connection, _MRR_ITEM_COLUMNS, _ITEM.c.subscription_id, sub_ids):
+    for row in _rows(session, _MRR_ITEM_COLUMNS, _ITEM.c.subscription_id, sub_ids):
         seen.add(row.id)
         held = view.held(SubscriptionItem, row.id)
         if held is None:
@@ -143,8 +141,10 @@ def _items_from_store(connection: Any, view: _SessionView, sub_ids: list[str]) -
     return {sub_id: found[sub_id] for sub_id in sub_ids}
 
 
-def _rows(connection: Any, columns: tuple, key: Any, values: Iterable[str]) -> list[Any]:
+def _rows(session: Session, columns: tuple, key: Any, values: Iterable[str]) -> list[Any]:
+    """Stored rows (these columns) whose `key` is one of `values`, unflushed."""
     values = sorted(set(values))
+    connection = session.connection()
     rows: list[Any] = []
     for first in range(0, len(values), IN_CHUNK):
         chunk = values[first : first + IN_CHUNK]
