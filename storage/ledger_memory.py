@@ -4,11 +4,17 @@ once, and the (customer, event) pairs it has just written lines for.
 The ledger used to flush the unit of work and query `customer_mrr ... FOR UPDATE` and
 `mrr_movement` again for every subscription change. Within one transaction neither can change
 except through the ledger itself: it alone writes them, through the very objects kept here,
-and the `customer_mrr` rows it read stay locked until commit. So the rows are read the first
-time a customer is needed, for every customer whose subscription the unit of work holds at
-that moment (the worker reads and locks the batch's subscriptions up front,
-storage/held_rows.py), with one query in customer order; a customer met later (a new
-subscription) is read on its own.
+and the `customer_mrr` rows it read stay locked until commit. So:
+
+- a customer's rows are read and locked the first time the transaction needs the customer;
+  the first time of all, together with the customers of every subscription the store holds
+  (the batch's, read and locked up front by the worker, storage/held_rows.py), with one
+  query in customer order. A customer met later (a new subscription) is read on its own,
+  and only if `ledger_facts` says there is a row: where there is none there is nothing to
+  lock, as before (another worker inserting the same row makes one of the two commits fail,
+  and that batch is applied again).
+- the lines an event has written for a customer in this transaction are remembered here
+  (they may not be flushed yet); earlier ones are found by `ledger_facts`.
 
 The memory lives in `session.info` and belongs to the session's current transaction and
 savepoint: when either changes (commit, rollback, a savepoint begun, released or rolled
@@ -25,6 +31,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from storage.held_rows import held_items
 from storage.models.billing import Subscription
 from storage.models.ledger import CustomerMrr
 from storage.revenue import LedgerFacts, lock_customers_mrr
@@ -81,11 +88,9 @@ def has_written(
 
 
 def _customers_held(session: Session) -> set[str]:
-    """Customers of the subscriptions the session holds (read from the loaded state only)."""
+    """Customers of the subscriptions the store holds in this unit of work (the batch's)."""
     customers: set[str] = set()
     for obj in session.identity_map.values():
-        if type(obj) is Subscription:
-            customer_id = obj.__dict__.get("customer_id")
-            if customer_id:
-                customers.add(customer_id)
+        if type(obj) is Subscription and held_items(session, obj.id) is not None:
+            customers.add(obj.customer_id)
     return customers

@@ -1,21 +1,24 @@
-"""A customer's MRR as the store shows it inside one unit of work, without flushing it.
+"""A customer's MRR as the store shows it inside one unit of work, without a flush per ask.
 
 The MRR ledger asks this after every subscription change the worker applies. Flushing the
-batch's pending rows and reading the customer's subscriptions and their items back (three
-statements and a flush per change) was most of the ledger's cost, so the answer is
-assembled from what the session already holds, and the database only fills in the rest:
+batch's pending rows and reading the customer's subscriptions and their items back (a flush
+and two queries per change) was most of the ledger's cost. But the worker already holds the
+rows that matter: every subscription a batch upserts is read and locked up front, with its
+items, and kept in the store's memory of the unit of work (storage/held_rows.py), which
+stays exact for the rest of the transaction. So:
 
-- which subscriptions the customer has: their ids in the database (one small indexed query),
-  corrected by the session's pending state (a new subscription, a changed `customer_id`);
-- each subscription the session holds is read from its object (its pending changes
-  included); one it does not hold is read from the database;
-- items come from the store's memory of the unit of work (`held_rows.held_items`, exact for
-  every subscription the worker upserts), else from the database corrected by the
-  session's item objects (pending, changed or deleted ones).
+- a subscription the store holds (`held_rows.held_items` knows its items) is read from its
+  object and those items: locked or new, nobody else can change it, and its pending changes
+  are what a flush would write;
+- any other subscription, and its items, is read from the database, so it is as fresh as a
+  read after the lock the ledger took (storage/ledger_memory.py);
+- which subscriptions the customer has comes from the database (`stored_ids`, or one
+  indexed query), plus the held ones that are new or have moved and are not flushed yet.
 
-So the figures are exactly those a flush followed by a fresh read would give, in the worker,
-a backfill or a test alike; in the worker, where every changed subscription is held, a
-change costs one query.
+Only a pending change to a subscription or item the store does not hold (a backfill, a test
+writing rows by hand) would make the database's answer stale: then the session is flushed
+first, as it always was. So the figures are exactly those of a flush followed by a fresh
+read, and in the worker a change costs no query of its own.
 """
 
 from __future__ import annotations
@@ -24,10 +27,11 @@ from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
 from decimal import Decimal
+from itertools import chain
 from typing import Any
 
 from sqlalchemy import bindparam, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, attributes
 
 from storage.held_rows import held_items
 from storage.models.billing import Subscription, SubscriptionItem
@@ -52,7 +56,6 @@ _MRR_ITEM_COLUMNS = tuple(
 _IDS_OF_CUSTOMER = select(_SUBSCRIPTION.c.id).where(
     _SUBSCRIPTION.c.customer_id == bindparam("customer_id")
 )
-_DELETED = object()
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,63 +89,60 @@ def customer_mrr_from_store(
 def customer_subscriptions(
     session: Session, *, customer_id: str, stored_ids: Iterable[str] | None = None
 ) -> list[tuple[Any, list[Any]]]:
-    """The customer's subscriptions with their items, each an ORM object when the session
-    holds it (so its pending changes count) or a database row when it does not."""
-    view = _SessionView(session)
+    """The customer's subscriptions with their items: the store's held objects, database
+    rows for the rest (see the module docstring)."""
+    if _unheld_pending(session):
+        session.flush()
+        stored_ids = None  # read again: the flush may have added or moved subscriptions
     if stored_ids is None:
         parameters = {"customer_id": customer_id}
         stored_ids = session.connection().execute(_IDS_OF_CUSTOMER, parameters).scalars().all()
-    subscriptions: list[Any] = []
+    stored = set(stored_ids)
+    found: list[tuple[Any, list[Any]]] = []
     unheld: list[str] = []
-    seen: set[str] = set()
-    for sub_id in stored_ids:
-        seen.add(sub_id)
-        held = view.held(Subscription, sub_id)
-        if held is None:
+    for sub_id in stored:
+        items = held_items(session, sub_id)
+        held = session.identity_map.get(session.identity_key(Subscription, sub_id))
+        if items is None or held is None:
             unheld.append(sub_id)
-        elif held is not _DELETED and held.customer_id == customer_id:
-            subscriptions.append(held)
-    subscriptions.extend(
-        obj
-        for obj in view.pending(Subscription)
-        if obj.customer_id == customer_id and obj.id not in seen
-    )
+        elif held.customer_id == customer_id:
+            found.append((held, items))
+    for held in _pending(session, Subscription):  # held by now, or the session was flushed
+        if held.customer_id == customer_id and held.id not in stored:
+            found.append((held, held_items(session, held.id) or []))
     if unheld:
-        subscriptions.extend(_rows(session, _MRR_SUBSCRIPTION_COLUMNS, _SUBSCRIPTION.c.id, unheld))
-    items: dict[str, list[Any]] = {}
-    unknown: list[str] = []
-    for subscription in subscriptions:
-        known = held_items(session, subscription.id)
-        if known is None:
-            unknown.append(subscription.id)
-        else:
-            items[subscription.id] = known
-    if unknown:
-        items.update(_items_from_store(session, view, unknown))
-    return [(subscription, items[subscription.id]) for subscription in subscriptions]
+        rows = _rows(session, _MRR_SUBSCRIPTION_COLUMNS, _SUBSCRIPTION.c.id, unheld)
+        items_of: dict[str, list[Any]] = defaultdict(list)
+        for item in _rows(session, _MRR_ITEM_COLUMNS, _ITEM.c.subscription_id, unheld):
+            items_of[item.subscription_id].append(item)
+        found.extend((row, items_of[row.id]) for row in rows)
+    return found
 
 
-def _items_from_store(session: Session, view: _SessionView, sub_ids: list[str]) -> dict[str, list]:
-    """Items of these subscriptions: the stored rows, each replaced by the session's object
-    when it holds one, plus the session's pending and moved items."""
-    wanted = set(sub_ids)
-    found: dict[str, list[Any]] = defaultdict(list)
-    seen: set[str] = set()
-    for row in _rows(session, _MRR_ITEM_COLUMNS, _ITEM.c.subscription_id, sub_ids):
-        seen.add(row.id)
-        held = view.held(SubscriptionItem, row.id)
-        if held is None:
-            found[row.subscription_id].append(row)
-        elif held is not _DELETED and held.subscription_id in wanted:
-            found[held.subscription_id].append(held)
-    for item in view.pending(SubscriptionItem):
-        if item.subscription_id in wanted and item.id not in seen:
-            found[item.subscription_id].append(item)
-    return {sub_id: found[sub_id] for sub_id in sub_ids}
+def _unheld_pending(session: Session) -> bool:
+    """Whether the session has a pending subscription or item the store does not hold (one
+    whose database row a flush would change without the store knowing)."""
+    for obj in _pending(session, Subscription, SubscriptionItem, deleted=True):
+        if type(obj) is Subscription:
+            if held_items(session, obj.id) is None:
+                return True
+        elif held_items(session, obj.subscription_id) is None or _moved(obj):
+            return True
+    return False
+
+
+def _pending(session: Session, *models: type, deleted: bool = False) -> list[Any]:
+    objects = chain(session.new, session.dirty, session.deleted if deleted else ())
+    return [obj for obj in objects if type(obj) in models]
+
+
+def _moved(item: SubscriptionItem) -> bool:
+    """An item given to another subscription (its old one may not be held)."""
+    return bool(attributes.get_history(item, "subscription_id").deleted)
 
 
 def _rows(session: Session, columns: tuple, key: Any, values: Iterable[str]) -> list[Any]:
-    """Stored rows (these columns) whose `key` is one of `values`, unflushed."""
+    """Stored rows (these columns) whose `key` is one of `values`."""
     values = sorted(set(values))
     connection = session.connection()
     rows: list[Any] = []
@@ -150,28 +150,3 @@ def _rows(session: Session, columns: tuple, key: Any, values: Iterable[str]) -> 
         chunk = values[first : first + IN_CHUNK]
         rows.extend(connection.execute(select(*columns).where(key.in_(chunk))))
     return rows
-
-
-class _SessionView:
-    """The session's own state of a few rows: held objects, pending and deleted ones."""
-
-    def __init__(self, session: Session) -> None:
-        self.session = session
-        self._deleted: set[int] | None = None
-
-    def held(self, model: type, object_id: str) -> Any:
-        """The session's object for this row, `_DELETED` when it is to be deleted, or None
-        when the session does not hold it (the database's row is current)."""
-        obj = self.session.identity_map.get(self.session.identity_key(model, object_id))
-        if obj is None:
-            return None
-        if self._deleted is None:
-            self._deleted = {id(deleted) for deleted in self.session.deleted}
-        return _DELETED if id(obj) in self._deleted else obj
-
-    def pending(self, model: type) -> list[Any]:
-        """Objects of `model` the database does not show as they are: new ones, and changed
-        ones (whose key columns may have moved)."""
-        new = [obj for obj in self.session.new if type(obj) is model]
-        changed = [obj for obj in self.session.dirty if type(obj) is model]
-        return new + changed
