@@ -11,6 +11,10 @@ Classification is per customer (Stripe counts subscribers, not subscriptions): a
 whose MRR goes from nothing to something is `new` (`reactivation` if they paid before); to
 nothing is `churn`; otherwise `expansion` or `contraction`. MRR that leaves because a
 subscription paused is a `paused` line and comes back as `resumed`; neither is a movement.
+
+Nothing here flushes: the recorded MRR is read and locked once per transaction
+(storage/ledger_memory.py), the store's MRR comes from the rows the batch holds
+(storage/store_mrr.py), and the lines and states are written with the unit of work.
 """
 
 from __future__ import annotations
