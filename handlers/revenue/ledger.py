@@ -132,7 +132,6 @@ def record_customer_mrr(
     }
     ever_paid = any(row.first_paid_at is not None for row in rows.values())
     planned, after = plan_movements(before, now, ever_paid=ever_paid)
-    changed = _changed_states(rows, after)
     lines = [
         new_row(
             MrrMovement,
@@ -149,9 +148,7 @@ def record_customer_mrr(
         for line in planned
     ]
     session.add_all(lines)
-    _save_states(
-        session, customer_id=customer_id, rows=rows, changed=changed, at=at, event_id=event_id
-    )
+    _save_states(session, customer_id=customer_id, rows=rows, after=after, at=at, event_id=event_id)
     if lines:
         memory.written.add((customer_id, event_id))
     return lines  # written with the unit of work's next flush
@@ -229,36 +226,27 @@ def _movement_kind(
     return MovementKind.CONTRACTION if is_subscriber else MovementKind.CHURN
 
 
-def _changed_states(
-    rows: Mapping[str, CustomerMrr], after: Mapping[str, Recorded]
-) -> list[tuple[str, Recorded]]:
-    """The states that differ from what is stored (a zero state needs no new row)."""
-    changed = []
-    for currency, state in after.items():
-        row = rows.get(currency)
-        if row is None:
-            if state != Recorded():
-                changed.append((currency, state))
-        elif Recorded(row.mrr, row.paused, row.paused_out) != state:
-            changed.append((currency, state))
-    return changed
-
-
 def _save_states(
     session: Session,
     *,
     customer_id: str,
     rows: dict[str, CustomerMrr],
-    changed: list[tuple[str, Recorded]],
+    after: dict[str, Recorded],
     at: datetime,
     event_id: str,
 ) -> None:
-    for currency, state in changed:
+    """Update the customer's rows (`rows` is the transaction's memory of them, so a new row
+    joins it)."""
+    for currency, state in after.items():
         row = rows.get(currency)
         if row is None:
+            if state == Recorded():
+                continue
             row = new_row(CustomerMrr, {"customer_id": customer_id, "currency": currency})
             session.add(row)
             rows[currency] = row
+        elif Recorded(row.mrr, row.paused, row.paused_out) == state:
+            continue
         values = {"mrr": state.mrr, "paused": state.paused, "paused_out": state.paused_out}
         if row.mrr != state.mrr:
             values["changed_at"] = at
