@@ -7,29 +7,19 @@ past period comes from the ledger alone and does not change when the store moves
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 
-from sqlalchemy import func
+from sqlalchemy import bindparam, exists, func, literal_column, null, union_all
 from sqlmodel import Session, col, select
 
-from storage.models.billing import Customer, Subscription, SubscriptionItem
+from storage.models.billing import Customer, Subscription
 from storage.models.ledger import CustomerMrr, MrrMovement, from_ledger_units
-from storage.mrr import DEFAULT_POLICY, MrrPolicy, paused_mrr, subscription_mrr
+from storage.store_mrr import StoreMrr, customer_mrr_from_store  # noqa: F401 (callers import them from here)
 
-ZERO = Decimal(0)
 IN_CHUNK = 500  # ids per IN (...) list: well inside SQLite's and PostgreSQL's parameter limits
-
-
-@dataclass(frozen=True, slots=True)
-class StoreMrr:
-    """A customer's MRR in one currency as the store shows it now (exact minor units)."""
-
-    mrr: Decimal = ZERO
-    paused: Decimal = ZERO
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,58 +49,72 @@ class MrrHistoryEntry:
     event_id: str
 
 
-def customer_mrr_from_store(
-    session: Session, *, customer_id: str, policy: MrrPolicy = DEFAULT_POLICY
-) -> dict[str, StoreMrr]:
-    """Sum each subscription's MRR (and paused value) per currency for one customer.
+@dataclass(frozen=True, slots=True)
+class LedgerFacts:
+    """What the ledger must know about a customer before recording an event's movements."""
 
-    The worker calls this after every subscription change, so it reads only the columns MRR
-    needs, with Core statements (no ORM objects), after flushing the unit of work's writes."""
-    session.flush()
-    connection = session.connection()
-    subscriptions = connection.execute(
-        select(*_MRR_SUBSCRIPTION_COLUMNS).where(_SUBSCRIPTION.c.customer_id == customer_id)
-    ).all()
-    if not subscriptions:
-        return {}
-    items_by_sub: dict[str, list] = defaultdict(list)
-    ids = [subscription.id for subscription in subscriptions]
-    for item in connection.execute(
-        select(*_MRR_ITEM_COLUMNS).where(_ITEM.c.subscription_id.in_(ids))
-    ):
-        items_by_sub[item.subscription_id].append(item)
-    totals: dict[str, StoreMrr] = {}
-    for subscription in subscriptions:
-        items = items_by_sub[subscription.id]
-        mrr = subscription_mrr(subscription, items, policy=policy)
-        paused = paused_mrr(subscription, items, policy=policy)
-        before = totals.get(subscription.currency, StoreMrr())
-        totals[subscription.currency] = StoreMrr(before.mrr + mrr, before.paused + paused)
-    return totals
+    subscription_ids: list[str]  # the customer's subscriptions in the database
+    event_has_lines: bool  # the event already wrote ledger lines for the customer
+    has_recorded_mrr: bool  # the customer has `customer_mrr` rows
 
 
+def ledger_facts(session: Session, *, customer_id: str, event_id: str) -> LedgerFacts:
+    """Read the facts with one statement (a UNION ALL of three indexed lookups): the ledger
+    asks them for every subscription change the worker applies, and each statement costs
+    more in SQLAlchemy and the driver than in the database. Pending changes are not flushed
+    for this: the caller corrects for them (storage/store_mrr.py, storage/ledger_memory.py)."""
+    parameters = {"customer_id": customer_id, "event_id": event_id}
+    subscription_ids: list[str] = []
+    facts: set[str] = set()
+    for subscription_id, fact in session.connection().execute(_LEDGER_FACTS, parameters):
+        if fact is None:
+            subscription_ids.append(subscription_id)
+        else:
+            facts.add(fact)
+    return LedgerFacts(subscription_ids, "line" in facts, "recorded" in facts)
+
+
+def lock_customers_mrr(
+    session: Session, *, customer_ids: Iterable[str]
+) -> dict[str, dict[str, CustomerMrr]]:
+    """The ledger's last recorded MRR of these customers, per customer and currency ({} for
+    a customer it has none of), locked until commit (PostgreSQL `FOR UPDATE`, in customer
+    order so two workers lock in the same order; SQLite's write transactions are already
+    exclusive). Pending changes are not flushed: only the ledger writes these rows, and it
+    keeps the objects it read (storage/ledger_memory.py)."""
+    ids = sorted(set(customer_ids))
+    recorded: dict[str, dict[str, CustomerMrr]] = {customer_id: {} for customer_id in ids}
+    for first in range(0, len(ids), IN_CHUNK):
+        chunk = {"customer_ids": ids[first : first + IN_CHUNK]}
+        for row in session.exec(_LOCK_CUSTOMER_MRR, params=chunk):
+            recorded[row.customer_id][row.currency] = row
+    return recorded
+
+
+_MOVEMENT = MrrMovement.__table__
+_CUSTOMER_MRR = CustomerMrr.__table__
 _SUBSCRIPTION = Subscription.__table__
-_ITEM = SubscriptionItem.__table__
-_MRR_SUBSCRIPTION_COLUMNS = tuple(
-    _SUBSCRIPTION.c[name]
-    for name in ("id", "currency", "status", "discounts", "cancel_at_period_end", "cancel_at")
+_LEDGER_FACTS = union_all(
+    select(_SUBSCRIPTION.c.id, null()).where(
+        _SUBSCRIPTION.c.customer_id == bindparam("customer_id")
+    ),
+    select(null(), literal_column("'line'")).where(
+        exists().where(
+            _MOVEMENT.c.customer_id == bindparam("customer_id"),
+            _MOVEMENT.c.event_id == bindparam("event_id"),
+        )
+    ),
+    select(null(), literal_column("'recorded'")).where(
+        exists().where(_CUSTOMER_MRR.c.customer_id == bindparam("customer_id"))
+    ),
 )
-_MRR_ITEM_COLUMNS = tuple(
-    _ITEM.c[name]
-    for name in (
-        "subscription_id", "unit_amount", "unit_amount_decimal", "billing_scheme", "tiers_mode",
-        "tiers", "interval", "interval_count", "usage_type", "quantity",
-    )
-)  # fmt: skip
-
-
-def lock_customer_mrr(session: Session, *, customer_id: str) -> dict[str, CustomerMrr]:
-    """The ledger's last recorded MRR of a customer, per currency, locked until commit
-    (PostgreSQL `FOR UPDATE`; SQLite's write transactions are already exclusive)."""
-    rows = session.exec(
-        select(CustomerMrr).where(CustomerMrr.customer_id == customer_id).with_for_update()
-    ).all()
-    return {row.currency: row for row in rows}
+_LOCK_CUSTOMER_MRR = (
+    select(CustomerMrr)
+    .where(col(CustomerMrr.customer_id).in_(bindparam("customer_ids", expanding=True)))
+    .order_by(col(CustomerMrr.customer_id), col(CustomerMrr.currency))
+    .with_for_update()
+    .execution_options(autoflush=False)
+)
 
 
 def ledger_customer_ids(session: Session) -> list[str]:

@@ -11,6 +11,10 @@ Classification is per customer (Stripe counts subscribers, not subscriptions): a
 whose MRR goes from nothing to something is `new` (`reactivation` if they paid before); to
 nothing is `churn`; otherwise `expansion` or `contraction`. MRR that leaves because a
 subscription paused is a `paused` line and comes back as `resumed`; neither is a movement.
+
+Nothing here flushes: the recorded MRR is read and locked once per transaction
+(storage/ledger_memory.py), the store's MRR comes from the rows the batch holds
+(storage/store_mrr.py), and the lines and states are written with the unit of work.
 """
 
 from __future__ import annotations
@@ -20,10 +24,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlmodel import Session, select
+from sqlmodel import Session
 
 from bot.settings import Settings
 from handlers.stripe.registry import AppliedEvent, Change, Reaction
+from storage.ledger_memory import has_written, ledger_memory, lock_recorded_mrr
 from storage.models.billing import Subscription
 from storage.models.ledger import CustomerMrr, MovementKind, MrrMovement, to_ledger_units
 from storage.mrr import DEFAULT_POLICY, MrrPolicy
@@ -31,12 +36,12 @@ from storage.revenue import (
     StoreMrr,
     customer_mrr_from_store,
     ledger_customer_ids,
-    lock_customer_mrr,
+    ledger_facts,
 )
+from storage.rows import assign, new_row
 from storage.types import utcnow
 
 logger = logging.getLogger(__name__)
-_MOVEMENT = MrrMovement.__table__
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,46 +111,46 @@ def record_customer_mrr(
     `mrr` replaces the store's figures when rebuilding history: a backfill passes the MRR
     the customer had at `at` (handlers/sync/history.py). Returns the lines written (none
     when nothing changed, or when `event_id` already wrote lines for this customer)."""
-    session.flush()  # what follows reads with Core statements, which do not autoflush
-    already = (
-        session.connection()
-        .execute(
-            select(_MOVEMENT.c.id)
-            .where(_MOVEMENT.c.customer_id == customer_id, _MOVEMENT.c.event_id == event_id)
-            .limit(1)
-        )
-        .first()
-    )
-    if already is not None:
+    memory = ledger_memory(session)
+    facts = ledger_facts(session, customer_id=customer_id, event_id=event_id)
+    if lock_recorded_mrr(session, memory, customer_id=customer_id, facts=facts):
+        # Locking may have waited for another worker's commit: read what it changed.
+        facts = ledger_facts(session, customer_id=customer_id, event_id=event_id)
+    if has_written(memory, customer_id=customer_id, event_id=event_id, facts=facts):
         return []
-    rows = lock_customer_mrr(session, customer_id=customer_id)
+    rows = memory.recorded[customer_id]
     before = {
         currency: Recorded(row.mrr, row.paused, row.paused_out) for currency, row in rows.items()
     }
+    if mrr is None:
+        mrr = customer_mrr_from_store(
+            session, customer_id=customer_id, policy=policy, stored_ids=facts.subscription_ids
+        )
     now = {
         currency: (to_ledger_units(value.mrr), to_ledger_units(value.paused))
-        for currency, value in (
-            mrr
-            if mrr is not None
-            else customer_mrr_from_store(session, customer_id=customer_id, policy=policy)
-        ).items()
+        for currency, value in mrr.items()
     }
     ever_paid = any(row.first_paid_at is not None for row in rows.values())
     planned, after = plan_movements(before, now, ever_paid=ever_paid)
     lines = [
-        MrrMovement(
-            customer_id=customer_id,
-            currency=line.currency,
-            kind=line.kind,
-            amount=line.amount,
-            mrr_after=line.mrr_after,
-            occurred_at=at,
-            event_id=event_id,
+        new_row(
+            MrrMovement,
+            {
+                "customer_id": customer_id,
+                "currency": line.currency,
+                "kind": line.kind,
+                "amount": line.amount,
+                "mrr_after": line.mrr_after,
+                "occurred_at": at,
+                "event_id": event_id,
+            },
         )
         for line in planned
     ]
     session.add_all(lines)
     _save_states(session, customer_id=customer_id, rows=rows, after=after, at=at, event_id=event_id)
+    if lines:
+        memory.written.add((customer_id, event_id))
     return lines  # written with the unit of work's next flush
 
 
@@ -230,21 +235,24 @@ def _save_states(
     at: datetime,
     event_id: str,
 ) -> None:
+    """Update the customer's rows (`rows` is the transaction's memory of them, so a new row
+    joins it)."""
     for currency, state in after.items():
         row = rows.get(currency)
         if row is None:
             if state == Recorded():
                 continue
-            row = CustomerMrr(customer_id=customer_id, currency=currency)
+            row = new_row(CustomerMrr, {"customer_id": customer_id, "currency": currency})
+            session.add(row)
+            rows[currency] = row
         elif Recorded(row.mrr, row.paused, row.paused_out) == state:
             continue
+        values = {"mrr": state.mrr, "paused": state.paused, "paused_out": state.paused_out}
         if row.mrr != state.mrr:
-            row.changed_at = at
-        row.mrr, row.paused, row.paused_out = state.mrr, state.paused, state.paused_out
+            values["changed_at"] = at
         if state.mrr > 0 and row.first_paid_at is None:
-            row.first_paid_at = at
-        row.event_id, row.updated_at = event_id, utcnow()
-        session.add(row)
+            values["first_paid_at"] = at
+        assign(row, {**values, "event_id": event_id, "updated_at": utcnow()})
 
 
 # What storage.mrr reads of a subscription and of its items: nothing else can move MRR.

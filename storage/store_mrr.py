@@ -1,0 +1,152 @@
+"""A customer's MRR as the store shows it inside one unit of work, without a flush per ask.
+
+The MRR ledger asks this after every subscription change the worker applies. Flushing the
+batch's pending rows and reading the customer's subscriptions and their items back (a flush
+and two queries per change) was most of the ledger's cost. But the worker already holds the
+rows that matter: every subscription a batch upserts is read and locked up front, with its
+items, and kept in the store's memory of the unit of work (storage/held_rows.py), which
+stays exact for the rest of the transaction. So:
+
+- a subscription the store holds (`held_rows.held_items` knows its items) is read from its
+  object and those items: locked or new, nobody else can change it, and its pending changes
+  are what a flush would write;
+- any other subscription, and its items, is read from the database, so it is as fresh as a
+  read after the lock the ledger took (storage/ledger_memory.py);
+- which subscriptions the customer has comes from the database (`stored_ids`, or one
+  indexed query), plus the held ones that are new or have moved and are not flushed yet.
+
+Only a pending change to a subscription or item the store does not hold (a backfill, a test
+writing rows by hand) would make the database's answer stale: then the session is flushed
+first, as it always was. So the figures are exactly those of a flush followed by a fresh
+read, and in the worker a change costs no query of its own.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass
+from decimal import Decimal
+from itertools import chain
+from typing import Any
+
+from sqlalchemy import bindparam, select
+from sqlalchemy.orm import Session, attributes
+
+from storage.held_rows import held_items
+from storage.models.billing import Subscription, SubscriptionItem
+from storage.mrr import DEFAULT_POLICY, MrrPolicy, paused_mrr, subscription_mrr
+
+ZERO = Decimal(0)
+IN_CHUNK = 500  # ids per IN (...) list
+
+_SUBSCRIPTION = Subscription.__table__
+_ITEM = SubscriptionItem.__table__
+_MRR_SUBSCRIPTION_COLUMNS = tuple(
+    _SUBSCRIPTION.c[name]
+    for name in ("id", "currency", "status", "discounts", "cancel_at_period_end", "cancel_at")
+)
+_MRR_ITEM_COLUMNS = tuple(
+    _ITEM.c[name]
+    for name in (
+        "id", "subscription_id", "unit_amount", "unit_amount_decimal", "billing_scheme",
+        "tiers_mode", "tiers", "interval", "interval_count", "usage_type", "quantity",
+    )
+)  # fmt: skip
+_IDS_OF_CUSTOMER = select(_SUBSCRIPTION.c.id).where(
+    _SUBSCRIPTION.c.customer_id == bindparam("customer_id")
+)
+
+
+@dataclass(frozen=True, slots=True)
+class StoreMrr:
+    """A customer's MRR in one currency as the store shows it now (exact minor units)."""
+
+    mrr: Decimal = ZERO
+    paused: Decimal = ZERO
+
+
+def customer_mrr_from_store(
+    session: Session,
+    *,
+    customer_id: str,
+    policy: MrrPolicy = DEFAULT_POLICY,
+    stored_ids: Iterable[str] | None = None,
+) -> dict[str, StoreMrr]:
+    """Sum each of the customer's subscriptions' MRR (and paused value) per currency, as the
+    session sees the store (pending changes included), without flushing. `stored_ids` are
+    the customer's subscription ids in the database when the caller has just read them."""
+    totals: dict[str, StoreMrr] = {}
+    subscriptions = customer_subscriptions(session, customer_id=customer_id, stored_ids=stored_ids)
+    for subscription, items in subscriptions:
+        mrr = subscription_mrr(subscription, items, policy=policy)
+        paused = paused_mrr(subscription, items, policy=policy)
+        before = totals.get(subscription.currency, StoreMrr())
+        totals[subscription.currency] = StoreMrr(before.mrr + mrr, before.paused + paused)
+    return totals
+
+
+def customer_subscriptions(
+    session: Session, *, customer_id: str, stored_ids: Iterable[str] | None = None
+) -> list[tuple[Any, list[Any]]]:
+    """The customer's subscriptions with their items: the store's held objects, database
+    rows for the rest (see the module docstring)."""
+    if _unheld_pending(session):
+        session.flush()
+        stored_ids = None  # read again: the flush may have added or moved subscriptions
+    if stored_ids is None:
+        parameters = {"customer_id": customer_id}
+        stored_ids = session.connection().execute(_IDS_OF_CUSTOMER, parameters).scalars().all()
+    stored = set(stored_ids)
+    found: list[tuple[Any, list[Any]]] = []
+    unheld: list[str] = []
+    for sub_id in stored:
+        items = held_items(session, sub_id)
+        held = session.identity_map.get(session.identity_key(Subscription, sub_id))
+        if items is None or held is None:
+            unheld.append(sub_id)
+        elif held.customer_id == customer_id:
+            found.append((held, items))
+    for held in _pending(session, Subscription):  # held by now, or the session was flushed
+        if held.customer_id == customer_id and held.id not in stored:
+            found.append((held, held_items(session, held.id) or []))
+    if unheld:
+        rows = _rows(session, _MRR_SUBSCRIPTION_COLUMNS, _SUBSCRIPTION.c.id, unheld)
+        items_of: dict[str, list[Any]] = defaultdict(list)
+        for item in _rows(session, _MRR_ITEM_COLUMNS, _ITEM.c.subscription_id, unheld):
+            items_of[item.subscription_id].append(item)
+        found.extend((row, items_of[row.id]) for row in rows)
+    return found
+
+
+def _unheld_pending(session: Session) -> bool:
+    """Whether the session has a pending subscription or item the store does not hold (one
+    whose database row a flush would change without the store knowing)."""
+    for obj in _pending(session, Subscription, SubscriptionItem, deleted=True):
+        if type(obj) is Subscription:
+            if held_items(session, obj.id) is None:
+                return True
+        elif held_items(session, obj.subscription_id) is None or _moved(obj):
+            return True
+    return False
+
+
+def _pending(session: Session, *models: type, deleted: bool = False) -> list[Any]:
+    objects = chain(session.new, session.dirty, session.deleted if deleted else ())
+    return [obj for obj in objects if type(obj) in models]
+
+
+def _moved(item: SubscriptionItem) -> bool:
+    """An item given to another subscription (its old one may not be held)."""
+    return bool(attributes.get_history(item, "subscription_id").deleted)
+
+
+def _rows(session: Session, columns: tuple, key: Any, values: Iterable[str]) -> list[Any]:
+    """Stored rows (these columns) whose `key` is one of `values`."""
+    values = sorted(set(values))
+    connection = session.connection()
+    rows: list[Any] = []
+    for first in range(0, len(values), IN_CHUNK):
+        chunk = values[first : first + IN_CHUNK]
+        rows.extend(connection.execute(select(*columns).where(key.in_(chunk))))
+    return rows

@@ -1,0 +1,60 @@
+"""The ledger inside one unit of work: no flush of its own, a memory that ends with the
+transaction or savepoint, and no trust in rows the store does not hold."""
+
+from __future__ import annotations
+
+from sqlalchemy import event
+from sqlmodel import select
+
+from storage import held_rows
+from storage.billing import lock_objects
+from storage.db import make_engine, session_scope
+from storage.models.billing import Subscription, SubscriptionItem
+from tests.revenue.factories import T0, item, put_subscription, set_quantity
+from tests.revenue.test_ledger import DAY, lines, react
+
+
+def test_pending_changes_of_held_subscriptions_count_without_a_flush(engine):
+    with session_scope(engine) as session:
+        put_subscription(session, "sub_1", customer_id="cus_1", items=[item(4_900)])
+    with session_scope(engine) as session:
+        lock_objects(session=session, objects=[("subscription", "sub_1")])  # as the worker does
+        (held,) = held_rows.held_items(session, "sub_1") or []
+        held.quantity = 3  # what an upsert leaves pending
+        flushes: list[object] = []
+        event.listen(session, "after_flush", lambda *_: flushes.append(1))
+        react(session, "evt_1", T0, "sub_1")
+        held.quantity = 4
+        react(session, "evt_2", T0 + DAY, "sub_1")
+        react(session, "evt_2", T0 + DAY, "sub_1")  # the same event again: nothing more
+        assert flushes == []
+        assert lines(session) == [("new", 14_700), ("expansion", 4_900)]
+
+
+def test_a_rolled_back_savepoint_takes_the_ledgers_memory_with_it(engine):
+    with session_scope(engine) as session:
+        put_subscription(session, "sub_1", customer_id="cus_1", items=[item(4_900)])
+        savepoint = session.begin_nested()
+        react(session, "evt_1", T0, "sub_1")
+        savepoint.rollback()
+        react(session, "evt_1", T0, "sub_1")
+        assert lines(session) == [("new", 4_900)]
+
+
+def test_a_subscription_the_store_does_not_hold_is_read_after_the_lock(postgres_url):
+    """A row loaded earlier in the transaction, without a lock, may be older than what
+    another transaction has committed since: the ledger reads the database instead."""
+    engine = make_engine(postgres_url)
+    try:
+        with session_scope(engine) as session:
+            put_subscription(session, "sub_1", customer_id="cus_1", items=[item(4_900)])
+        with session_scope(engine) as session:
+            stale = session.get(Subscription, "sub_1")
+            stale_items = session.exec(select(SubscriptionItem)).all()
+            with session_scope(engine) as other:
+                set_quantity(other, "sub_1", 3)
+            react(session, "evt_1", T0, "sub_1")
+            assert lines(session) == [("new", 14_700)]
+            assert stale is not None and [i.quantity for i in stale_items] == [1]
+    finally:
+        engine.dispose()
