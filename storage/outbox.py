@@ -15,9 +15,11 @@ from sqlalchemy import and_, func, or_, update
 from sqlalchemy.orm import aliased
 from sqlmodel import Session, col, select
 
-from storage.insert_once import insert_ignoring_conflict
+from storage.insert_once import insert_ignoring_conflict, insert_values_ignoring_conflict
 from storage.models.outbox import Operation, OutboxMessage, OutboxStatus
 from storage.types import utcnow
+
+_OUTBOX = OutboxMessage.__table__
 
 
 def enqueue(
@@ -48,19 +50,51 @@ def enqueue(
     return message
 
 
-def _supersede_older_updates(*, session: Session, alert_id: int, newest_id: int | None) -> None:
-    """Only the newest rendering of an alert is worth sending: drop queued, unclaimed older ones."""
-    session.execute(
-        update(OutboxMessage)
-        .where(
-            OutboxMessage.alert_id == alert_id,
-            OutboxMessage.operation == Operation.UPDATE,
-            OutboxMessage.status == OutboxStatus.PENDING,
-            col(OutboxMessage.id) < newest_id,
-            col(OutboxMessage.claimed_until).is_(None),
-        )
-        .values(status=OutboxStatus.SUPERSEDED)
+def queue_message(
+    *,
+    session: Session,
+    dedupe_key: str,
+    channel: str,
+    operation: Operation,
+    kind: str,
+    payload: dict[str, Any],
+    alert_id: int | None = None,
+    now: datetime | None = None,
+) -> int | None:
+    """`enqueue` for callers that need no ORM object (the worker's alerts): the new row's id,
+    or None if a message with this `dedupe_key` was queued before. Flushes nothing."""
+    values = {
+        "dedupe_key": dedupe_key,
+        "channel": channel,
+        "operation": operation,
+        "kind": kind,
+        "payload": payload,
+        "alert_id": alert_id,
+        "created_at": now or utcnow(),
+    }
+    message_id = insert_values_ignoring_conflict(
+        session=session, table=_OUTBOX, values=values, conflict_on="dedupe_key"
     )
+    if message_id is not None and operation is Operation.UPDATE and alert_id is not None:
+        _supersede_older_updates(session=session, alert_id=alert_id, newest_id=message_id)
+    return message_id
+
+
+def _supersede_older_updates(*, session: Session, alert_id: int, newest_id: int | None) -> None:
+    """Only the newest rendering of an alert is worth sending: drop queued, unclaimed older ones.
+    No flush first: queued rows are inserted directly, never left pending."""
+    with session.no_autoflush:
+        session.execute(
+            update(OutboxMessage)
+            .where(
+                OutboxMessage.alert_id == alert_id,
+                OutboxMessage.operation == Operation.UPDATE,
+                OutboxMessage.status == OutboxStatus.PENDING,
+                col(OutboxMessage.id) < newest_id,
+                col(OutboxMessage.claimed_until).is_(None),
+            )
+            .values(status=OutboxStatus.SUPERSEDED)
+        )
 
 
 def due_messages(*, session: Session, now: datetime, limit: int = 500) -> list[OutboxMessage]:

@@ -2,19 +2,25 @@
 
 Each builder takes stored rows and returns `AlertFacts`; none of them looks at the raw
 Stripe payload. MRR comes from `storage.mrr` (exact) and is rounded once here.
+
+Rows are read as the worker's unit of work holds them (`storage/held_rows.py`: the rows it
+read, locked or added, flushed or not), else through the identity map or the database
+without a flush: new billing rows are always held, and a row changed in place is the
+identity map's own object. Only the searches among charges, invoice payments and refunds
+need the batch's own writes in the database, so they flush first.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import or_
-from sqlmodel import Session, col, select
+from sqlmodel import Session, SQLModel, col, select
 
 from handlers.slack.cards import AlertFacts
 from handlers.stripe.contacts import invoice_contact
-from storage import billing
+from storage import billing, held_rows
 from storage.models.billing import (
     Charge,
     Customer,
@@ -28,11 +34,21 @@ from storage.money import round_minor
 from storage.mrr import subscription_mrr
 
 INTERVAL_WORDS = {"month": "monthly", "year": "yearly", "week": "weekly", "day": "daily"}
+RowT = TypeVar("RowT", bound=SQLModel)
+
+
+def stored_row(session: Session, model: type[RowT], object_id: str) -> RowT | None:
+    """The row as the unit of work holds it, else as stored; no flush, no lock."""
+    row = held_rows.held_row(session, model, object_id)
+    if row is not None:
+        return row
+    with session.no_autoflush:
+        return session.get(model, object_id)
 
 
 def customer_facts(session: Session, customer_id: str | None, *, livemode: bool) -> dict[str, Any]:
     facts: dict[str, Any] = {"customer_id": customer_id, "livemode": livemode}
-    customer = session.get(Customer, customer_id) if customer_id else None
+    customer = stored_row(session, Customer, customer_id) if customer_id else None
     if customer is not None:
         facts.update(
             customer_name=customer.name,
@@ -43,8 +59,10 @@ def customer_facts(session: Session, customer_id: str | None, *, livemode: bool)
 
 
 def subscription_items(session: Session, subscription_id: str) -> list[SubscriptionItem]:
-    """In id order; from the worker's unit of work when it holds them (no query, no flush)."""
-    return billing.subscription_items(session=session, subscription_id=subscription_id)
+    """In id order; from the worker's unit of work when it holds them (no query, no flush).
+    Items are only written with their subscription, which the unit of work then holds."""
+    with session.no_autoflush:
+        return billing.subscription_items(session=session, subscription_id=subscription_id)
 
 
 def plan_label(items: Sequence[Any]) -> str | None:
@@ -110,7 +128,9 @@ def invoice_facts(session: Session, invoice: Invoice) -> AlertFacts:
         one_off_invoice=invoice.subscription_id is None,
     )
     subscription = (
-        session.get(Subscription, invoice.subscription_id) if invoice.subscription_id else None
+        stored_row(session, Subscription, invoice.subscription_id)
+        if invoice.subscription_id
+        else None
     )
     if subscription is not None:
         items = subscription_items(session, subscription.id)
@@ -139,9 +159,10 @@ def _failed_charge(session: Session, invoice: Invoice) -> Charge | None:
     """The newest failed charge of the invoice: linked directly, or through its payment intents
     (from 2025-03-31.basil on, charges reach invoices only through InvoicePayment)."""
     if invoice.charge_id:
-        charge = session.get(Charge, invoice.charge_id)
+        charge = stored_row(session, Charge, invoice.charge_id)
         if charge is not None and charge.status == "failed":
             return charge
+    session.flush()  # the batch's charges and invoice payments, for the searches below
     intents = {invoice.payment_intent_id} - {None}
     payments = session.exec(select(InvoicePayment).where(InvoicePayment.invoice_id == invoice.id))
     intents |= {payment.payment_intent_id for payment in payments} - {None}
@@ -179,6 +200,7 @@ def _unlinked_failed_charge(session: Session, invoice: Invoice) -> Charge | None
 
 def refund_facts(session: Session, charge: Charge, *, refunded_now: int) -> AlertFacts:
     facts = customer_facts(session, charge.customer_id, livemode=charge.livemode)
+    session.flush()  # the batch's refunds, for the search below
     statement = (
         select(Refund)
         .where(Refund.charge_id == charge.id)
@@ -193,7 +215,7 @@ def refund_facts(session: Session, charge: Charge, *, refunded_now: int) -> Aler
         amount_refunded=charge.amount_refunded,
         refund_reason=latest.reason if latest else None,
     )
-    invoice = session.get(Invoice, charge.invoice_id) if charge.invoice_id else None
+    invoice = stored_row(session, Invoice, charge.invoice_id) if charge.invoice_id else None
     if invoice is not None:
         facts.update(
             invoice_id=invoice.id,

@@ -23,7 +23,7 @@ from handlers.stripe.events import StripeEvent
 from storage.alerts import insert_alert
 from storage.models.alerts import Alert, AlertState
 from storage.models.outbox import Operation
-from storage.outbox import enqueue
+from storage.outbox import queue_message
 
 logger = logging.getLogger(__name__)
 
@@ -59,7 +59,7 @@ def _open(
         "kind": development.kind.value,
     }
     if not development.may_open or get_alert_by_incident(
-        session=session, incident_key=development.incident_key
+        session=session, incident_key=development.incident_key, subject_id=development.subject_id
     ):
         return None
     if not big_enough(development.kind, development.amount, settings):
@@ -88,7 +88,7 @@ def _open(
     if alert is None:
         return None
     payload = blocks.alert_message(card_for(session, alert))
-    enqueue(
+    queue_message(
         session=session,
         dedupe_key=f"alert:{alert.id}:post",
         channel=channel,
@@ -139,10 +139,9 @@ def bump(
     """Record a new revision of the alert: queue the re-rendered message, and a thread reply."""
     alert.revision += 1
     alert.updated_at = now
-    session.add(alert)
-    session.flush()
+    session.add(alert)  # written at the caller's next flush or commit; nothing here reads it back
     payload = blocks.alert_message(card_for(session, alert))
-    enqueue(
+    queue_message(
         session=session,
         dedupe_key=f"alert:{alert.id}:update:{alert.revision}",
         channel=alert.channel,
@@ -153,7 +152,7 @@ def bump(
         now=now,
     )
     if reply is not None:
-        enqueue(
+        queue_message(
             session=session,
             dedupe_key=reply_key or f"alert:{alert.id}:reply:{alert.revision}",
             channel=alert.channel,

@@ -6,6 +6,7 @@ from sqlmodel import Session
 
 from handlers.slack import blocks
 from handlers.slack.cards import AlertCard, AlertFacts, TaskInfo
+from storage.alerts import created_in_transaction
 from storage.models.alerts import Alert
 from storage.models.tasks import Task
 from storage.tasks import latest_task_for_alert
@@ -22,7 +23,9 @@ def task_info(task: Task) -> TaskInfo:
 
 
 def card_for(session: Session, alert: Alert) -> AlertCard:
-    task = latest_task_for_alert(session=session, alert_id=alert.id) if alert.id else None
+    """An alert this transaction opened has no task yet (no one else can see it): no query."""
+    has_task = alert.id and not created_in_transaction(session, alert)
+    task = latest_task_for_alert(session=session, alert_id=alert.id) if has_task else None
     return AlertCard(
         alert_id=alert.id or 0,
         kind=alert.kind,
