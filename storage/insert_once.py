@@ -53,13 +53,23 @@ def insert_values_ignoring_conflict(
     return connection.execute(statement, values).scalar()
 
 
+def insert_many_ignoring_conflict(
+    *, session: Session, table: Table, rows: list[dict[str, Any]], conflict_on: str
+) -> None:
+    """Several rows given as column values (each with the same columns), in one `executemany`;
+    rows whose `conflict_on` value exists are left out. For callers that need no ids."""
+    if rows:
+        connection = session.connection()
+        statement = _statement(table, conflict_on, connection.dialect.name, returning=False)
+        connection.execute(statement, rows)
+
+
 @functools.cache
-def _statement(table: Table, conflict_on: str, dialect_name: str) -> Insert:
+def _statement(
+    table: Table, conflict_on: str, dialect_name: str, *, returning: bool = True
+) -> Insert:
     """Built once: the values go in as parameters, so SQLAlchemy's compiled cache is hit
     (a fresh `.values(...)` per row cost more than the savepoint it replaced)."""
     dialect = postgresql if dialect_name == "postgresql" else sqlite
-    return (
-        dialect.insert(table)
-        .on_conflict_do_nothing(index_elements=[conflict_on])
-        .returning(table.c.id)
-    )
+    statement = dialect.insert(table).on_conflict_do_nothing(index_elements=[conflict_on])
+    return statement.returning(table.c.id) if returning else statement

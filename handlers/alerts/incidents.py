@@ -23,7 +23,7 @@ from handlers.stripe.events import StripeEvent
 from storage.alerts import insert_alert
 from storage.models.alerts import Alert, AlertState
 from storage.models.outbox import Operation
-from storage.outbox import queue_message
+from storage.outbox import queue_at_commit, queue_message
 
 logger = logging.getLogger(__name__)
 
@@ -88,7 +88,7 @@ def _open(
     if alert is None:
         return None
     payload = blocks.alert_message(card_for(session, alert))
-    queue_message(
+    queue_at_commit(
         session=session,
         dedupe_key=f"alert:{alert.id}:post",
         channel=channel,
