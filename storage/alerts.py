@@ -4,8 +4,10 @@
 incident an alert?" (and a cancellation asks for the subscription's latest one). Answering
 with a query each time was most of the alert reaction's cost, so the worker's unit of work
 reads the alerts of the subjects it holds (the invoices, subscriptions and charges its batch
-is about, `storage/held_rows.py`) with one query, the first time it asks, and remembers the
-alerts it inserts (`session.info`, reset with each transaction). The answers stay exact for
+is about, `storage/held_rows.py`) with one query, the first time it asks about one it does
+not know yet (a round: rows created and flushed since the last one join the next), and
+remembers the alerts it inserts (`session.info`, reset with each transaction). A subject it
+created and has not flushed has no alerts but its own. The answers stay exact for
 the rest of the transaction: a subject's alerts are only ever written by a worker applying
 an event about that subject, and the subject's row is locked by this transaction (or was
 inserted by it), so no other transaction can add one meanwhile; and an alert's

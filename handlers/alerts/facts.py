@@ -4,10 +4,11 @@ Each builder takes stored rows and returns `AlertFacts`; none of them looks at t
 Stripe payload. MRR comes from `storage.mrr` (exact) and is rounded once here.
 
 Rows are read as the worker's unit of work holds them (`storage/held_rows.py`: the rows it
-read, locked or added, flushed or not), else through the identity map or the database
-without a flush: new billing rows are always held, and a row changed in place is the
-identity map's own object. Only the searches among charges, invoice payments and refunds
-need the batch's own writes in the database, so they flush first.
+read, locked or added, flushed or not), else without a flush: customers and subscriptions
+with the batch's others (`storage/alert_reads.py`), invoices and charges through the
+identity map or the database (new billing rows are always held, and a row changed in place
+is the identity map's own object). Only the searches among charges, invoice payments and
+refunds need the batch's own writes in the database, so they flush first.
 """
 
 from __future__ import annotations
