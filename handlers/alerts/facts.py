@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, TypeVar
 
-from sqlalchemy import or_
+from sqlalchemy import ColumnElement, and_, case, false, or_
 from sqlmodel import Session, SQLModel, col, select
 
 from handlers.slack.cards import AlertFacts
@@ -177,51 +177,57 @@ _FAILURE = (Charge.failure_message, Charge.failure_code)
 
 def _failed_charge(session: Session, invoice: Invoice) -> Failure | None:
     """The newest failed charge of the invoice: linked directly, or through its payment intents
-    (from 2025-03-31.basil on, charges reach invoices only through InvoicePayment). Only the
-    two columns the reason needs are read, not whole rows."""
+    (from 2025-03-31.basil on, charges reach invoices only through InvoicePayment); else the
+    newest unlinked one that looks like it (`_unlinked`). One query, reading only the two
+    columns the reason needs."""
     if invoice.charge_id:
         charge = stored_row(session, Charge, invoice.charge_id)
         if charge is not None and charge.status == "failed":
             return charge.failure_message, charge.failure_code
-    session.flush()  # the batch's charges and invoice payments, for the searches below
-    intents = {invoice.payment_intent_id} - {None}
-    payments = select(InvoicePayment.payment_intent_id).where(
+    session.flush()  # the batch's charges and invoice payments, for the search below
+    paid_with = select(InvoicePayment.payment_intent_id).where(
         InvoicePayment.invoice_id == invoice.id
     )
-    intents |= set(session.exec(payments)) - {None}
     linked = or_(
-        Charge.invoice_id == invoice.id, col(Charge.payment_intent_id).in_(sorted(intents))
+        Charge.invoice_id == invoice.id,
+        col(Charge.payment_intent_id).in_(paid_with.scalar_subquery()),
+        *(
+            [Charge.payment_intent_id == invoice.payment_intent_id]
+            if invoice.payment_intent_id
+            else []
+        ),
     )
     statement = (
         select(*_FAILURE)
-        .where(Charge.status == "failed", linked)
-        .order_by(col(Charge.created).desc(), col(Charge.id).desc())
+        .where(Charge.status == "failed", or_(linked, _unlinked(invoice)))
+        .order_by(
+            case((linked, 0), else_=1),  # a linked charge first, whatever its age
+            col(Charge.created).desc(),
+            col(Charge.id).desc(),
+        )
         .limit(1)
     )
     found = session.exec(statement).first()
-    return (found[0], found[1]) if found else _unlinked_failed_charge(session, invoice)
+    return (found[0], found[1]) if found else None
 
 
-def _unlinked_failed_charge(session: Session, invoice: Invoice) -> Failure | None:
+def _unlinked(invoice: Invoice) -> ColumnElement[bool]:
     """From basil on, nothing in an invoice or charge event links the two until the invoice is
     paid (`invoice_payment.paid`), so a failed attempt's charge is found by what it charged:
     the customer's newest failed charge of the invoice's amount and currency since the invoice
     was created, not linked to another invoice. Two unpaid invoices of one amount may share a
     reason; both failed on the same card."""
     if invoice.customer_id is None:
-        return None
-    statement = select(*_FAILURE).where(
+        return false()
+    conditions = [
         Charge.customer_id == invoice.customer_id,
-        Charge.status == "failed",
         Charge.currency == invoice.currency,
         Charge.amount == (invoice.amount_remaining or invoice.amount_due),
         col(Charge.invoice_id).is_(None),
-    )
+    ]
     if invoice.created is not None:
-        statement = statement.where(col(Charge.created) >= invoice.created)
-    statement = statement.order_by(col(Charge.created).desc(), col(Charge.id).desc()).limit(1)
-    found = session.exec(statement).first()
-    return (found[0], found[1]) if found else None
+        conditions.append(col(Charge.created) >= invoice.created)
+    return and_(*conditions)
 
 
 def refund_facts(session: Session, charge: Charge, *, refunded_now: int) -> AlertFacts:
