@@ -21,18 +21,20 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import inspect
 from sqlmodel import Session, col, select
 
 from storage import held_rows
-from storage.insert_once import insert_ignoring_conflict
+from storage.insert_once import insert_values_ignoring_conflict
 from storage.models.alerts import Alert
 from storage.models.billing import Charge, Invoice, Subscription
 
 SUBJECT_MODELS = (Invoice, Subscription, Charge)  # what an alert can be about
 SUBJECT_CHUNK = 500  # ids per IN (...) list
 _KNOWN = "alerts.known"
+_ALERT = Alert.__table__
 
 
 def get_alert(*, session: Session, alert_id: int, for_update: bool = False) -> Alert | None:
@@ -57,30 +59,36 @@ def latest_alert_for_subject(
     return session.exec(statement).first()
 
 
-def insert_alert(*, session: Session, alert: Alert) -> Alert | None:
-    """Insert a new incident's alert; None when another transaction already opened it.
+def open_alert(*, session: Session, values: dict[str, Any]) -> int | None:
+    """Insert a new incident's alert, given as column values; its id, or None when another
+    transaction already opened the incident.
 
     One `INSERT ... ON CONFLICT (incident_key) DO NOTHING RETURNING id` rather than a
     savepoint around an ORM add: the same one-incident-one-alert guarantee (on PostgreSQL a
-    concurrent opener waits for the other's commit, then inserts nothing) at a third of the
-    cost. `alert` becomes the session's persistent row."""
-    alert_id = insert_ignoring_conflict(session=session, row=alert, conflict_on="incident_key")
+    concurrent opener waits for the other's commit, then inserts nothing). No ORM object is
+    built: the unit of work remembers the new alert, and loads it only if asked for it."""
+    alert_id = insert_values_ignoring_conflict(
+        session=session, table=_ALERT, values=values, conflict_on="incident_key"
+    )
     known = _known(session)
+    subject_id = values["subject_id"]
     if alert_id is None:
-        known.subjects.discard(alert.subject_id)  # another transaction's alert: ask again
+        known.subjects.discard(subject_id)  # another transaction's alert: ask again
         return None
     known.created.add(alert_id)
-    if alert.subject_id in known.subjects:
-        known.by_subject.setdefault(alert.subject_id, []).append(alert)
-    return alert
+    if subject_id in known.subjects:
+        opened = _Opened(id=alert_id, incident_key=values["incident_key"], kind=values["kind"])
+        known.by_subject.setdefault(subject_id, {})[alert_id] = opened
+    return alert_id
 
 
 def incident_alert(*, session: Session, incident_key: str, subject_id: str) -> Alert | None:
     """The incident's alert, from what the unit of work knows (see the module docstring);
     `subject_id` is what the incident is about. Never flushes."""
     if _covers(session, subject_id):
-        alerts = _known(session).by_subject.get(subject_id, [])
-        return next((alert for alert in alerts if alert.incident_key == incident_key), None)
+        alerts = _known(session).by_subject.get(subject_id, {}).values()
+        found = next((alert for alert in alerts if alert.incident_key == incident_key), None)
+        return None if found is None else _loaded(session, subject_id, found)
     with session.no_autoflush:
         return get_alert_by_incident(session=session, incident_key=incident_key)
 
@@ -93,8 +101,9 @@ def latest_subject_alert(
         session.flush()  # alerts developed in this transaction, whose kind the query filters on
         return latest_alert_for_subject(session=session, subject_id=subject_id, kinds=kinds)
     wanted = set(kinds)
-    alerts = _known(session).by_subject.get(subject_id, [])
-    return max((a for a in alerts if a.kind in wanted), key=lambda a: a.id or 0, default=None)
+    alerts = _known(session).by_subject.get(subject_id, {}).values()
+    found = max((a for a in alerts if a.kind in wanted), key=lambda a: a.id or 0, default=None)
+    return None if found is None else _loaded(session, subject_id, found)
 
 
 def created_in_transaction(session: Session, alert: Alert) -> bool:
@@ -108,11 +117,20 @@ def created_in_transaction(session: Session, alert: Alert) -> bool:
     )
 
 
+@dataclass(frozen=True, slots=True)
+class _Opened:
+    """An alert this transaction inserted, not loaded as an ORM object (yet)."""
+
+    id: int
+    incident_key: str
+    kind: str
+
+
 @dataclass(slots=True)
 class _Known:
     transaction: object
     subjects: set[str] = field(default_factory=set)  # subjects whose alerts are all known
-    by_subject: dict[str, list[Alert]] = field(default_factory=dict)
+    by_subject: dict[str, dict[int, Alert | _Opened]] = field(default_factory=dict)  # by id
     created: set[int] = field(default_factory=set)  # ids of alerts this transaction inserted
 
 
@@ -122,6 +140,18 @@ def _known(session: Session) -> _Known:
     if known is None or known.transaction is not transaction:
         known = session.info[_KNOWN] = _Known(transaction)
     return known
+
+
+def _loaded(session: Session, subject_id: str, alert: Alert | _Opened) -> Alert:
+    """The ORM object of a known alert: one this transaction opened is read once, by id (it
+    is in the database already, so nothing needs flushing)."""
+    if isinstance(alert, Alert):
+        return alert
+    with session.no_autoflush:
+        row = session.get(Alert, alert.id)
+    assert row is not None, "an alert this transaction inserted"
+    _known(session).by_subject[subject_id][alert.id] = row
+    return row
 
 
 def _covers(session: Session, subject_id: str) -> bool:
@@ -160,9 +190,7 @@ def _read_subjects(session: Session, known: _Known, subject_ids: list[str]) -> N
         for first in range(0, len(subject_ids), SUBJECT_CHUNK):
             chunk = subject_ids[first : first + SUBJECT_CHUNK]
             for alert in session.exec(select(Alert).where(col(Alert.subject_id).in_(chunk))):
-                alerts = known.by_subject.setdefault(alert.subject_id, [])
-                if all(other is not alert for other in alerts):
-                    alerts.append(alert)
+                known.by_subject.setdefault(alert.subject_id, {})[alert.id] = alert
             known.subjects.update(chunk)
 
 

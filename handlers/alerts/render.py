@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlmodel import Session
 
 from handlers.slack import blocks
 from handlers.slack.cards import AlertCard, AlertFacts, TaskInfo
 from storage.alerts import created_in_transaction
-from storage.models.alerts import Alert
+from storage.models.alerts import Alert, AlertState
 from storage.models.tasks import Task
 from storage.tasks import latest_task_for_alert
 
@@ -35,6 +37,17 @@ def card_for(session: Session, alert: Alert) -> AlertCard:
         handled_by=alert.handled_by,
         handled_at=alert.handled_at,
         recovered_at=alert.recovered_at,
+    )
+
+
+def new_alert_card(*, alert_id: int, kind: str, facts: dict[str, Any]) -> AlertCard:
+    """The card of an alert just opened (`card_for` without the row): open, no task (no one
+    else can see it yet), neither handled nor recovered."""
+    return AlertCard(
+        alert_id=alert_id,
+        kind=kind,
+        state=AlertState.OPEN,
+        facts=AlertFacts.model_validate(facts),
     )
 
 
