@@ -1,14 +1,40 @@
-"""Queries for alerts. Keyword-only; the caller owns the session (one unit of work)."""
+"""Queries for alerts. Keyword-only; the caller owns the session (one unit of work).
+
+**What the worker's unit of work knows about alerts.** Every alerting event asks "has this
+incident an alert?" (and a cancellation asks for the subscription's latest one). Answering
+with a query each time was most of the alert reaction's cost, so the worker's unit of work
+reads the alerts of the subjects it holds (the invoices, subscriptions and charges its batch
+is about, `storage/held_rows.py`) with one query, the first time it asks about one it does
+not know yet (a round: rows created and flushed since the last one join the next), and
+remembers the alerts it inserts (`session.info`, reset with each transaction). A subject it
+created and has not flushed has no alerts but its own. The answers stay exact for
+the rest of the transaction: a subject's alerts are only ever written by a worker applying
+an event about that subject, and the subject's row is locked by this transaction (or was
+inserted by it), so no other transaction can add one meanwhile; and an alert's
+`incident_key` and `subject_id` are written together, from one development. Subjects the
+unit of work does not hold (a reaction run outside the worker) are asked about with a query,
+as before.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
+from sqlalchemy import inspect
 from sqlmodel import Session, col, select
 
-from storage.insert_once import insert_ignoring_conflict
+from storage import held_rows
+from storage.insert_once import insert_values_ignoring_conflict
 from storage.models.alerts import Alert
+from storage.models.billing import Charge, Invoice, Subscription
+
+SUBJECT_MODELS = (Invoice, Subscription, Charge)  # what an alert can be about
+SUBJECT_CHUNK = 500  # ids per IN (...) list
+_KNOWN = "alerts.known"
+_ALERT = Alert.__table__
 
 
 def get_alert(*, session: Session, alert_id: int, for_update: bool = False) -> Alert | None:
@@ -33,15 +59,139 @@ def latest_alert_for_subject(
     return session.exec(statement).first()
 
 
-def insert_alert(*, session: Session, alert: Alert) -> Alert | None:
-    """Insert a new incident's alert; None when another transaction already opened it.
+def open_alert(*, session: Session, values: dict[str, Any]) -> int | None:
+    """Insert a new incident's alert, given as column values; its id, or None when another
+    transaction already opened the incident.
 
     One `INSERT ... ON CONFLICT (incident_key) DO NOTHING RETURNING id` rather than a
     savepoint around an ORM add: the same one-incident-one-alert guarantee (on PostgreSQL a
-    concurrent opener waits for the other's commit, then inserts nothing) at a third of the
-    cost. `alert` becomes the session's persistent row."""
-    alert_id = insert_ignoring_conflict(session=session, row=alert, conflict_on="incident_key")
-    return None if alert_id is None else alert
+    concurrent opener waits for the other's commit, then inserts nothing). No ORM object is
+    built: the unit of work remembers the new alert, and loads it only if asked for it."""
+    alert_id = insert_values_ignoring_conflict(
+        session=session, table=_ALERT, values=values, conflict_on="incident_key"
+    )
+    known = _known(session)
+    subject_id = values["subject_id"]
+    if alert_id is None:
+        known.subjects.discard(subject_id)  # another transaction's alert: ask again
+        return None
+    known.created.add(alert_id)
+    if subject_id in known.subjects:
+        opened = _Opened(id=alert_id, incident_key=values["incident_key"], kind=values["kind"])
+        known.by_subject.setdefault(subject_id, {})[alert_id] = opened
+    return alert_id
+
+
+def incident_alert(*, session: Session, incident_key: str, subject_id: str) -> Alert | None:
+    """The incident's alert, from what the unit of work knows (see the module docstring);
+    `subject_id` is what the incident is about. Never flushes."""
+    if _covers(session, subject_id):
+        alerts = _known(session).by_subject.get(subject_id, {}).values()
+        found = next((alert for alert in alerts if alert.incident_key == incident_key), None)
+        return None if found is None else _loaded(session, subject_id, found)
+    with session.no_autoflush:
+        return get_alert_by_incident(session=session, incident_key=incident_key)
+
+
+def latest_subject_alert(
+    *, session: Session, subject_id: str, kinds: Iterable[str]
+) -> Alert | None:
+    """`latest_alert_for_subject` from what the unit of work knows. Never flushes."""
+    if not _covers(session, subject_id):
+        session.flush()  # alerts developed in this transaction, whose kind the query filters on
+        return latest_alert_for_subject(session=session, subject_id=subject_id, kinds=kinds)
+    wanted = set(kinds)
+    alerts = _known(session).by_subject.get(subject_id, {}).values()
+    found = max((a for a in alerts if a.kind in wanted), key=lambda a: a.id or 0, default=None)
+    return None if found is None else _loaded(session, subject_id, found)
+
+
+def created_in_transaction(session: Session, alert: Alert) -> bool:
+    """True for an alert this transaction inserted: nothing else (a task, say) can refer to it
+    yet, since no other transaction can see it."""
+    known = session.info.get(_KNOWN)
+    return (
+        known is not None
+        and known.transaction is session.get_transaction()
+        and (alert.id in known.created)
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class _Opened:
+    """An alert this transaction inserted, not loaded as an ORM object (yet)."""
+
+    id: int
+    incident_key: str
+    kind: str
+
+
+@dataclass(slots=True)
+class _Known:
+    transaction: object
+    subjects: set[str] = field(default_factory=set)  # subjects whose alerts are all known
+    by_subject: dict[str, dict[int, Alert | _Opened]] = field(default_factory=dict)  # by id
+    created: set[int] = field(default_factory=set)  # ids of alerts this transaction inserted
+
+
+def _known(session: Session) -> _Known:
+    known = session.info.get(_KNOWN)
+    transaction = session.get_transaction()
+    if known is None or known.transaction is not transaction:
+        known = session.info[_KNOWN] = _Known(transaction)
+    return known
+
+
+def _loaded(session: Session, subject_id: str, alert: Alert | _Opened) -> Alert:
+    """The ORM object of a known alert: one this transaction opened is read once, by id (it
+    is in the database already, so nothing needs flushing)."""
+    if isinstance(alert, Alert):
+        return alert
+    with session.no_autoflush:
+        row = session.get(Alert, alert.id)
+    assert row is not None, "an alert this transaction inserted"
+    _known(session).by_subject[subject_id][alert.id] = row
+    return row
+
+
+def _covers(session: Session, subject_id: str) -> bool:
+    """Whether the unit of work knows all of the subject's alerts; reads, with one query,
+    those of every held subject it does not know yet when this one is new to it."""
+    known = _known(session)
+    if subject_id in known.subjects:
+        return True
+    row = _held_subject(session, subject_id)
+    if row is None:
+        return False  # not the unit of work's own: ask the database each time
+    if inspect(row).pending:  # inserted by this transaction: only its own alerts
+        known.subjects.add(subject_id)
+        return True
+    wanted = {subject_id} | {
+        obj.id
+        for obj in session.identity_map.values()
+        if type(obj) in SUBJECT_MODELS
+        and obj.id not in known.subjects
+        and held_rows.held_row(session, type(obj), obj.id) is obj
+    }
+    _read_subjects(session, known, sorted(wanted))
+    return True
+
+
+def _held_subject(session: Session, subject_id: str) -> Invoice | Subscription | Charge | None:
+    for model in SUBJECT_MODELS:
+        row = held_rows.held_row(session, model, subject_id)
+        if row is not None:
+            return row
+    return None
+
+
+def _read_subjects(session: Session, known: _Known, subject_ids: list[str]) -> None:
+    with session.no_autoflush:  # alerts are written with their own INSERT, never pending
+        for first in range(0, len(subject_ids), SUBJECT_CHUNK):
+            chunk = subject_ids[first : first + SUBJECT_CHUNK]
+            for alert in session.exec(select(Alert).where(col(Alert.subject_id).in_(chunk))):
+                known.by_subject.setdefault(alert.subject_id, {})[alert.id] = alert
+            known.subjects.update(chunk)
 
 
 def record_alert_message(

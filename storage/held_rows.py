@@ -90,3 +90,10 @@ def _rows(session: Session) -> dict[tuple[type[SQLModel], str], Any]:
 
 def _items(session: Session) -> dict[str, list[SubscriptionItem]]:
     return session.info.setdefault(_ITEMS, {})
+
+
+def held_row(session: Session, model: type[RowT], object_id: str) -> RowT | None:
+    """The row if this unit of work holds it (read and locked, or added: possibly not yet
+    flushed), else None; never a query or a lock. For readers that must see the unit of
+    work's own writes without flushing them."""
+    return _rows(session).get((model, object_id))

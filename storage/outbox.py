@@ -8,16 +8,25 @@ picked up again once its lease runs out.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, func, or_, update
+from sqlalchemy import and_, event, func, or_, update
 from sqlalchemy.orm import aliased
 from sqlmodel import Session, col, select
 
-from storage.insert_once import insert_ignoring_conflict
+from storage.insert_once import (
+    insert_ignoring_conflict,
+    insert_many_ignoring_conflict,
+    insert_values_ignoring_conflict,
+)
 from storage.models.outbox import Operation, OutboxMessage, OutboxStatus
 from storage.types import utcnow
+
+_OUTBOX = OutboxMessage.__table__
+_LATER = "outbox.later"
+_WRITES_AT_COMMIT = "outbox.writes_at_commit"
 
 
 def enqueue(
@@ -32,6 +41,7 @@ def enqueue(
     now: datetime | None = None,
 ) -> OutboxMessage | None:
     """Queue one message; None if a message with this `dedupe_key` was queued before."""
+    write_queued(session)  # rows queued earlier keep their place
     message = OutboxMessage(
         dedupe_key=dedupe_key,
         channel=channel,
@@ -48,19 +58,114 @@ def enqueue(
     return message
 
 
-def _supersede_older_updates(*, session: Session, alert_id: int, newest_id: int | None) -> None:
-    """Only the newest rendering of an alert is worth sending: drop queued, unclaimed older ones."""
-    session.execute(
-        update(OutboxMessage)
-        .where(
-            OutboxMessage.alert_id == alert_id,
-            OutboxMessage.operation == Operation.UPDATE,
-            OutboxMessage.status == OutboxStatus.PENDING,
-            col(OutboxMessage.id) < newest_id,
-            col(OutboxMessage.claimed_until).is_(None),
-        )
-        .values(status=OutboxStatus.SUPERSEDED)
+def queue_at_commit(
+    *,
+    session: Session,
+    dedupe_key: str,
+    channel: str,
+    operation: Operation,
+    kind: str,
+    payload: dict[str, Any],
+    alert_id: int | None = None,
+    now: datetime | None = None,
+) -> None:
+    """`queue_message` for a row nothing in the transaction reads back (a new alert's post).
+    It is kept and written with the transaction's others in one `executemany` (still `ON
+    CONFLICT (dedupe_key) DO NOTHING`) when the session next writes an outbox row, or when
+    it commits; so ids keep the order the messages were queued in, and a rollback drops it
+    with the rest of the transaction."""
+    later = _later(session)
+    later.rows.append(
+        _values(dedupe_key, channel, operation, kind, payload, alert_id, now or utcnow())
     )
+    if not session.info.get(_WRITES_AT_COMMIT):
+        event.listen(session, "before_commit", write_queued)
+        session.info[_WRITES_AT_COMMIT] = True
+
+
+def write_queued(session: Session) -> None:
+    """Write the rows `queue_at_commit` keeps for this transaction, if any."""
+    later = session.info.get(_LATER)
+    if later is None or not later.rows or later.transaction is not session.get_transaction():
+        return
+    rows, later.rows = later.rows, []
+    insert_many_ignoring_conflict(
+        session=session, table=_OUTBOX, rows=rows, conflict_on="dedupe_key"
+    )
+
+
+@dataclass(slots=True)
+class _Later:
+    transaction: object
+    rows: list[dict[str, Any]] = field(default_factory=list)
+
+
+def _later(session: Session) -> _Later:
+    later = session.info.get(_LATER)
+    transaction = session.get_transaction()
+    if later is None or later.transaction is not transaction:
+        later = session.info[_LATER] = _Later(transaction)
+    return later
+
+
+def _values(
+    dedupe_key: str,
+    channel: str,
+    operation: Operation,
+    kind: str,
+    payload: dict[str, Any],
+    alert_id: int | None,
+    created_at: datetime,
+) -> dict[str, Any]:
+    return {
+        "dedupe_key": dedupe_key,
+        "channel": channel,
+        "operation": operation,
+        "kind": kind,
+        "payload": payload,
+        "alert_id": alert_id,
+        "created_at": created_at,
+    }
+
+
+def queue_message(
+    *,
+    session: Session,
+    dedupe_key: str,
+    channel: str,
+    operation: Operation,
+    kind: str,
+    payload: dict[str, Any],
+    alert_id: int | None = None,
+    now: datetime | None = None,
+) -> int | None:
+    """`enqueue` for callers that need no ORM object (the worker's alerts): the new row's id,
+    or None if a message with this `dedupe_key` was queued before. Flushes nothing."""
+    write_queued(session)  # rows queued earlier keep their place
+    values = _values(dedupe_key, channel, operation, kind, payload, alert_id, now or utcnow())
+    message_id = insert_values_ignoring_conflict(
+        session=session, table=_OUTBOX, values=values, conflict_on="dedupe_key"
+    )
+    if message_id is not None and operation is Operation.UPDATE and alert_id is not None:
+        _supersede_older_updates(session=session, alert_id=alert_id, newest_id=message_id)
+    return message_id
+
+
+def _supersede_older_updates(*, session: Session, alert_id: int, newest_id: int | None) -> None:
+    """Only the newest rendering of an alert is worth sending: drop queued, unclaimed older ones.
+    No flush first: queued rows are inserted directly, never left pending."""
+    with session.no_autoflush:
+        session.execute(
+            update(OutboxMessage)
+            .where(
+                OutboxMessage.alert_id == alert_id,
+                OutboxMessage.operation == Operation.UPDATE,
+                OutboxMessage.status == OutboxStatus.PENDING,
+                col(OutboxMessage.id) < newest_id,
+                col(OutboxMessage.claimed_until).is_(None),
+            )
+            .values(status=OutboxStatus.SUPERSEDED)
+        )
 
 
 def due_messages(*, session: Session, now: datetime, limit: int = 500) -> list[OutboxMessage]:

@@ -2,19 +2,26 @@
 
 Each builder takes stored rows and returns `AlertFacts`; none of them looks at the raw
 Stripe payload. MRR comes from `storage.mrr` (exact) and is rounded once here.
+
+Rows are read as the worker's unit of work holds them (`storage/held_rows.py`: the rows it
+read, locked or added, flushed or not), else without a flush: customers and subscriptions
+with the batch's others (`storage/alert_reads.py`), invoices and charges through the
+identity map or the database (new billing rows are always held, and a row changed in place
+is the identity map's own object). Only the searches among charges, invoice payments and
+refunds need the batch's own writes in the database, so they flush first.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, TypeVar
 
-from sqlalchemy import or_
-from sqlmodel import Session, col, select
+from sqlalchemy import ColumnElement, and_, case, false, or_
+from sqlmodel import Session, SQLModel, col, select
 
 from handlers.slack.cards import AlertFacts
 from handlers.stripe.contacts import invoice_contact
-from storage import billing
+from storage import alert_reads, billing, held_rows
 from storage.models.billing import (
     Charge,
     Customer,
@@ -28,11 +35,39 @@ from storage.money import round_minor
 from storage.mrr import subscription_mrr
 
 INTERVAL_WORDS = {"month": "monthly", "year": "yearly", "week": "weekly", "day": "daily"}
+RowT = TypeVar("RowT", bound=SQLModel)
+
+
+def stored_row(session: Session, model: type[RowT], object_id: str) -> RowT | None:
+    """The row as the unit of work holds it, else as stored; no flush, no lock."""
+    row = held_rows.held_row(session, model, object_id)
+    if row is not None:
+        return row
+    with session.no_autoflush:
+        return session.get(model, object_id)
+
+
+def _customer(session: Session, customer_id: str) -> Any:
+    """The customer as the unit of work holds it, else as stored (read with the batch's other
+    customers: `storage/alert_reads.py`)."""
+    held = held_rows.held_row(session, Customer, customer_id)
+    return held if held is not None else alert_reads.customer(session, customer_id)
+
+
+def _subscription(session: Session, subscription_id: str) -> tuple[Any, Sequence[Any]]:
+    """The subscription and its items, as the unit of work holds them, else as stored."""
+    held = held_rows.held_row(session, Subscription, subscription_id)
+    if held is not None:
+        return held, subscription_items(session, subscription_id)
+    return (
+        alert_reads.subscription(session, subscription_id),
+        alert_reads.subscription_items(session, subscription_id),
+    )
 
 
 def customer_facts(session: Session, customer_id: str | None, *, livemode: bool) -> dict[str, Any]:
     facts: dict[str, Any] = {"customer_id": customer_id, "livemode": livemode}
-    customer = session.get(Customer, customer_id) if customer_id else None
+    customer = _customer(session, customer_id) if customer_id else None
     if customer is not None:
         facts.update(
             customer_name=customer.name,
@@ -43,8 +78,10 @@ def customer_facts(session: Session, customer_id: str | None, *, livemode: bool)
 
 
 def subscription_items(session: Session, subscription_id: str) -> list[SubscriptionItem]:
-    """In id order; from the worker's unit of work when it holds them (no query, no flush)."""
-    return billing.subscription_items(session=session, subscription_id=subscription_id)
+    """In id order; from the worker's unit of work when it holds them (no query, no flush).
+    Items are only written with their subscription, which the unit of work then holds."""
+    with session.no_autoflush:
+        return billing.subscription_items(session=session, subscription_id=subscription_id)
 
 
 def plan_label(items: Sequence[Any]) -> str | None:
@@ -109,11 +146,10 @@ def invoice_facts(session: Session, invoice: Invoice) -> AlertFacts:
         paid_at=invoice.paid_at,
         one_off_invoice=invoice.subscription_id is None,
     )
-    subscription = (
-        session.get(Subscription, invoice.subscription_id) if invoice.subscription_id else None
+    subscription, items = (
+        _subscription(session, invoice.subscription_id) if invoice.subscription_id else (None, [])
     )
     if subscription is not None:
-        items = subscription_items(session, subscription.id)
         facts.update(
             subscription_id=subscription.id,
             plan=plan_label(items),
@@ -125,9 +161,9 @@ def invoice_facts(session: Session, invoice: Invoice) -> AlertFacts:
 
 def decline_reason(session: Session, invoice: Invoice) -> str | None:
     """The failed charge's message and code, else the invoice's own last error."""
-    charge = _failed_charge(session, invoice)
-    if charge is not None and (charge.failure_message or charge.failure_code):
-        return _message_and_code(charge.failure_message, charge.failure_code)
+    failure = _failed_charge(session, invoice)
+    if failure is not None and (failure[0] or failure[1]):
+        return _message_and_code(*failure)
     return _message_and_code(invoice.last_error_message, invoice.last_error_code)
 
 
@@ -135,65 +171,84 @@ def _message_and_code(message: str | None, code: str | None) -> str | None:
     return f"{message} ({code})" if message and code else (message or code)
 
 
-def _failed_charge(session: Session, invoice: Invoice) -> Charge | None:
+Failure = tuple[str | None, str | None]  # a charge's failure_message and failure_code
+_FAILURE = (Charge.failure_message, Charge.failure_code)
+
+
+def _failed_charge(session: Session, invoice: Invoice) -> Failure | None:
     """The newest failed charge of the invoice: linked directly, or through its payment intents
-    (from 2025-03-31.basil on, charges reach invoices only through InvoicePayment)."""
+    (from 2025-03-31.basil on, charges reach invoices only through InvoicePayment); else the
+    newest unlinked one that looks like it (`_unlinked`). One query, reading only the two
+    columns the reason needs."""
     if invoice.charge_id:
-        charge = session.get(Charge, invoice.charge_id)
+        charge = stored_row(session, Charge, invoice.charge_id)
         if charge is not None and charge.status == "failed":
-            return charge
-    intents = {invoice.payment_intent_id} - {None}
-    payments = session.exec(select(InvoicePayment).where(InvoicePayment.invoice_id == invoice.id))
-    intents |= {payment.payment_intent_id for payment in payments} - {None}
+            return charge.failure_message, charge.failure_code
+    session.flush()  # the batch's charges and invoice payments, for the search below
+    paid_with = select(InvoicePayment.payment_intent_id).where(
+        InvoicePayment.invoice_id == invoice.id
+    )
     linked = or_(
-        Charge.invoice_id == invoice.id, col(Charge.payment_intent_id).in_(sorted(intents))
+        Charge.invoice_id == invoice.id,
+        col(Charge.payment_intent_id).in_(paid_with.scalar_subquery()),
+        *(
+            [Charge.payment_intent_id == invoice.payment_intent_id]
+            if invoice.payment_intent_id
+            else []
+        ),
     )
     statement = (
-        select(Charge)
-        .where(Charge.status == "failed", linked)
-        .order_by(col(Charge.created).desc(), col(Charge.id).desc())
+        select(*_FAILURE)
+        .where(Charge.status == "failed", or_(linked, _unlinked(invoice)))
+        .order_by(
+            case((linked, 0), else_=1),  # a linked charge first, whatever its age
+            col(Charge.created).desc(),
+            col(Charge.id).desc(),
+        )
+        .limit(1)
     )
-    return session.exec(statement).first() or _unlinked_failed_charge(session, invoice)
+    found = session.exec(statement).first()
+    return (found[0], found[1]) if found else None
 
 
-def _unlinked_failed_charge(session: Session, invoice: Invoice) -> Charge | None:
+def _unlinked(invoice: Invoice) -> ColumnElement[bool]:
     """From basil on, nothing in an invoice or charge event links the two until the invoice is
     paid (`invoice_payment.paid`), so a failed attempt's charge is found by what it charged:
     the customer's newest failed charge of the invoice's amount and currency since the invoice
     was created, not linked to another invoice. Two unpaid invoices of one amount may share a
     reason; both failed on the same card."""
     if invoice.customer_id is None:
-        return None
-    statement = select(Charge).where(
+        return false()
+    conditions = [
         Charge.customer_id == invoice.customer_id,
-        Charge.status == "failed",
         Charge.currency == invoice.currency,
         Charge.amount == (invoice.amount_remaining or invoice.amount_due),
         col(Charge.invoice_id).is_(None),
-    )
+    ]
     if invoice.created is not None:
-        statement = statement.where(col(Charge.created) >= invoice.created)
-    statement = statement.order_by(col(Charge.created).desc(), col(Charge.id).desc())
-    return session.exec(statement).first()
+        conditions.append(col(Charge.created) >= invoice.created)
+    return and_(*conditions)
 
 
 def refund_facts(session: Session, charge: Charge, *, refunded_now: int) -> AlertFacts:
     facts = customer_facts(session, charge.customer_id, livemode=charge.livemode)
+    session.flush()  # the batch's refunds, for the search below
     statement = (
-        select(Refund)
+        select(Refund.reason)
         .where(Refund.charge_id == charge.id)
         .order_by(col(Refund.created).desc(), col(Refund.id).desc())
+        .limit(1)
     )
-    latest = session.exec(statement).first()
+    latest_reason = session.exec(statement).first()  # None too when there is no refund
     facts.update(
         currency=charge.currency,
         amount=refunded_now,
         charge_id=charge.id,
         charge_amount=charge.amount,
         amount_refunded=charge.amount_refunded,
-        refund_reason=latest.reason if latest else None,
+        refund_reason=latest_reason,
     )
-    invoice = session.get(Invoice, charge.invoice_id) if charge.invoice_id else None
+    invoice = stored_row(session, Invoice, charge.invoice_id) if charge.invoice_id else None
     if invoice is not None:
         facts.update(
             invoice_id=invoice.id,

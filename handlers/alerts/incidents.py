@@ -14,16 +14,16 @@ from datetime import datetime
 from sqlmodel import Session
 
 from bot.settings import Settings
-from handlers.alerts.render import card_for
+from handlers.alerts.render import card_for, new_alert_card
 from handlers.alerts.routing import big_enough, channel_for
 from handlers.alerts.rules import Development, get_alert_by_incident
 from handlers.slack import blocks
 from handlers.slack.cards import AlertFacts
 from handlers.stripe.events import StripeEvent
-from storage.alerts import insert_alert
+from storage.alerts import open_alert
 from storage.models.alerts import Alert, AlertState
 from storage.models.outbox import Operation
-from storage.outbox import enqueue
+from storage.outbox import queue_at_commit, queue_message
 
 logger = logging.getLogger(__name__)
 
@@ -39,7 +39,8 @@ def apply_development(
     event: StripeEvent,
     settings: Settings,
     now: datetime,
-) -> Alert | None:
+) -> int | None:
+    """The id of the alert opened or developed; None when nothing changed."""
     if development.existing is None:
         return _open(session, development, event=event, settings=settings, now=now)
     return _develop(session, development, development.existing, event=event, now=now)
@@ -52,14 +53,14 @@ def _open(
     event: StripeEvent,
     settings: Settings,
     now: datetime,
-) -> Alert | None:
+) -> int | None:
     log = {
         "event_id": event.id,
         "incident_key": development.incident_key,
         "kind": development.kind.value,
     }
     if not development.may_open or get_alert_by_incident(
-        session=session, incident_key=development.incident_key
+        session=session, incident_key=development.incident_key, subject_id=development.subject_id
     ):
         return None
     if not big_enough(development.kind, development.amount, settings):
@@ -69,42 +70,45 @@ def _open(
     if channel is None:
         logger.warning("alerts.no_channel", extra=log)
         return None
-    alert = insert_alert(
+    facts = development.facts.to_json()
+    alert_id = open_alert(
         session=session,
-        alert=Alert(
-            incident_key=development.incident_key,
-            kind=development.kind,
-            customer_id=development.customer_id,
-            subject_id=development.subject_id,
-            livemode=event.livemode,
-            channel=channel,
-            facts=development.facts.to_json(),
-            event_id=event.id,
-            last_event_id=event.id,
-            created_at=now,
-            updated_at=now,
-        ),
+        values={
+            "incident_key": development.incident_key,
+            "kind": development.kind,
+            "customer_id": development.customer_id,
+            "subject_id": development.subject_id,
+            "livemode": event.livemode,
+            "channel": channel,
+            "facts": facts,
+            "event_id": event.id,
+            "last_event_id": event.id,
+            "created_at": now,
+            "updated_at": now,
+        },
     )
-    if alert is None:
+    if alert_id is None:
         return None
-    payload = blocks.alert_message(card_for(session, alert))
-    enqueue(
+    payload = blocks.alert_message(
+        new_alert_card(alert_id=alert_id, kind=development.kind, facts=facts)
+    )
+    queue_at_commit(
         session=session,
-        dedupe_key=f"alert:{alert.id}:post",
+        dedupe_key=f"alert:{alert_id}:post",
         channel=channel,
         operation=Operation.POST,
-        kind=alert.kind,
+        kind=development.kind,
         payload=payload,
-        alert_id=alert.id,
+        alert_id=alert_id,
         now=now,
     )
-    logger.info("alerts.opened", extra={**log, "alert_id": alert.id})
-    return alert
+    logger.info("alerts.opened", extra={**log, "alert_id": alert_id})
+    return alert_id
 
 
 def _develop(
     session: Session, development: Development, alert: Alert, *, event: StripeEvent, now: datetime
-) -> Alert | None:
+) -> int | None:
     state = development.state or AlertState(alert.state)
     before = progress(alert.kind, alert.state, AlertFacts.model_validate(alert.facts))
     if alert.last_event_id == event.id or before == progress(
@@ -125,7 +129,7 @@ def _develop(
     logger.info(
         "alerts.developed", extra={"event_id": event.id, "alert_id": alert.id, "kind": alert.kind}
     )
-    return alert
+    return alert.id
 
 
 def bump(
@@ -139,10 +143,9 @@ def bump(
     """Record a new revision of the alert: queue the re-rendered message, and a thread reply."""
     alert.revision += 1
     alert.updated_at = now
-    session.add(alert)
-    session.flush()
+    session.add(alert)  # written at the caller's next flush or commit; nothing here reads it back
     payload = blocks.alert_message(card_for(session, alert))
-    enqueue(
+    queue_message(
         session=session,
         dedupe_key=f"alert:{alert.id}:update:{alert.revision}",
         channel=alert.channel,
@@ -153,7 +156,7 @@ def bump(
         now=now,
     )
     if reply is not None:
-        enqueue(
+        queue_message(
             session=session,
             dedupe_key=reply_key or f"alert:{alert.id}:reply:{alert.revision}",
             channel=alert.channel,

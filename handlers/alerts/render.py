@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlmodel import Session
 
 from handlers.slack import blocks
 from handlers.slack.cards import AlertCard, AlertFacts, TaskInfo
-from storage.models.alerts import Alert
+from storage.alerts import created_in_transaction
+from storage.models.alerts import Alert, AlertState
 from storage.models.tasks import Task
 from storage.tasks import latest_task_for_alert
 
@@ -22,7 +25,9 @@ def task_info(task: Task) -> TaskInfo:
 
 
 def card_for(session: Session, alert: Alert) -> AlertCard:
-    task = latest_task_for_alert(session=session, alert_id=alert.id) if alert.id else None
+    """An alert this transaction opened has no task yet (no one else can see it): no query."""
+    has_task = alert.id and not created_in_transaction(session, alert)
+    task = latest_task_for_alert(session=session, alert_id=alert.id) if has_task else None
     return AlertCard(
         alert_id=alert.id or 0,
         kind=alert.kind,
@@ -32,6 +37,17 @@ def card_for(session: Session, alert: Alert) -> AlertCard:
         handled_by=alert.handled_by,
         handled_at=alert.handled_at,
         recovered_at=alert.recovered_at,
+    )
+
+
+def new_alert_card(*, alert_id: int, kind: str, facts: dict[str, Any]) -> AlertCard:
+    """The card of an alert just opened (`card_for` without the row): open, no task (no one
+    else can see it yet), neither handled nor recovered."""
+    return AlertCard(
+        alert_id=alert_id,
+        kind=kind,
+        state=AlertState.OPEN,
+        facts=AlertFacts.model_validate(facts),
     )
 
 

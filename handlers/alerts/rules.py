@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TypeVar
 
-from sqlmodel import Session, SQLModel, select
+from sqlmodel import Session, SQLModel
 
 from handlers.alerts import previous
 from handlers.alerts.facts import (
@@ -26,6 +26,7 @@ from handlers.alerts.facts import (
     items_mrr,
     plan_label,
     refund_facts,
+    stored_row,
     subscription_facts,
     subscription_items,
 )
@@ -59,7 +60,6 @@ class Development:
 
 Rule = Callable[[Session, AppliedEvent], list[Development]]
 RULES: dict[str, Rule] = {}
-_ALERT = Alert.__table__
 ModelT = TypeVar("ModelT", bound=SQLModel)
 
 
@@ -72,25 +72,19 @@ def rule(*event_types: str) -> Callable[[Rule], Rule]:
     return register
 
 
-def get_alert_by_incident(*, session: Session, incident_key: str) -> Alert | None:
-    """An incident's alert. Alerts are flushed whenever they are written (`insert_alert`'s
-    savepoint, `bump`), so looking one up needs no flush of the billing rows the worker's
-    batch has pending; that flush would be most of the lookup's cost. Most incidents have
-    no alert, so a one-column query asks first."""
-    exists = select(_ALERT.c.id).where(_ALERT.c.incident_key == incident_key)
-    if session.connection().execute(exists).first() is None:
-        return None
-    with session.no_autoflush:
-        return stored_alerts.get_alert_by_incident(session=session, incident_key=incident_key)
+def get_alert_by_incident(*, session: Session, incident_key: str, subject_id: str) -> Alert | None:
+    """An incident's alert (`subject_id`: what the incident is about). Answered from what the
+    worker's unit of work knows about its subjects' alerts (`storage/alerts.py`), without
+    flushing the batch's pending rows; a query only for subjects it does not hold."""
+    return stored_alerts.incident_alert(
+        session=session, incident_key=incident_key, subject_id=subject_id
+    )
 
 
 def latest_alert_for_subject(
     *, session: Session, subject_id: str, kinds: tuple[AlertKind, ...]
 ) -> Alert | None:
-    with session.no_autoflush:  # as in get_alert_by_incident
-        return stored_alerts.latest_alert_for_subject(
-            session=session, subject_id=subject_id, kinds=kinds
-        )
+    return stored_alerts.latest_subject_alert(session=session, subject_id=subject_id, kinds=kinds)
 
 
 def developments(session: Session, applied: AppliedEvent) -> list[Development]:
@@ -103,7 +97,7 @@ def _stored(
 ) -> ModelT | None:
     ids = [c.object_id for c in applied.changes if c.object_type == object_type]
     object_id = ids[0] if ids else applied.event.object_id
-    return session.get(model, object_id) if object_id else None
+    return stored_row(session, model, object_id) if object_id else None
 
 
 def _was_applied(applied: AppliedEvent, object_id: str) -> bool:
@@ -132,7 +126,9 @@ def invoice_problem(session: Session, applied: AppliedEvent) -> list[Development
             customer_id=invoice.customer_id,
             facts=facts,
             amount=facts.amount,
-            existing=get_alert_by_incident(session=session, incident_key=key),
+            existing=get_alert_by_incident(
+                session=session, incident_key=key, subject_id=invoice.id
+            ),
         )
     ]
 
@@ -143,7 +139,7 @@ def invoice_recovered(session: Session, applied: AppliedEvent) -> list[Developme
     if invoice is None or invoice.status != "paid":
         return []
     key = f"payment_failed:{invoice.id}"
-    alert = get_alert_by_incident(session=session, incident_key=key)
+    alert = get_alert_by_incident(session=session, incident_key=key, subject_id=invoice.id)
     if alert is None:
         return []
     facts = invoice_facts(session, invoice)
@@ -265,7 +261,9 @@ def _simple(
         customer_id=subscription.customer_id,
         facts=facts,
         amount=facts.mrr,
-        existing=get_alert_by_incident(session=session, incident_key=key),
+        existing=get_alert_by_incident(
+            session=session, incident_key=key, subject_id=subscription.id
+        ),
     )
 
 
@@ -298,7 +296,9 @@ def _plan_change(
         customer_id=subscription.customer_id,
         facts=facts,
         amount=abs(delta),
-        existing=get_alert_by_incident(session=session, incident_key=key),
+        existing=get_alert_by_incident(
+            session=session, incident_key=key, subject_id=subscription.id
+        ),
     )
 
 
@@ -331,7 +331,7 @@ def charge_refunded(session: Session, applied: AppliedEvent) -> list[Development
             customer_id=charge.customer_id,
             facts=facts,
             amount=refunded_now,
-            existing=get_alert_by_incident(session=session, incident_key=key),
+            existing=get_alert_by_incident(session=session, incident_key=key, subject_id=charge.id),
         )
     ]
 
