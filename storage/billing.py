@@ -17,7 +17,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
-from sqlalchemy import or_
+from sqlalchemy import inspect, or_
 from sqlmodel import Session, SQLModel, select
 
 from storage import held_rows
@@ -140,7 +140,10 @@ def upsert_subscription(
             assign(item, item_values)
         result.items.append(item)
     for gone in existing.values():
-        session.delete(gone)
+        if inspect(gone).pending:  # added earlier in this unit of work, never written
+            session.expunge(gone)
+        else:
+            session.delete(gone)
     held_rows.hold_items(session, result.row.id, result.items)
     return result
 
@@ -177,6 +180,7 @@ def _upsert(
             "updated_at": utcnow(),
         },
     )
+    held_rows.note_row(session, row)
     return Upserted(row=row, applied=True, previous=previous)
 
 
@@ -209,19 +213,63 @@ def lock_objects(*, session: Session, objects: Iterable[tuple[str, str]]) -> Non
 # --- links that are facts, not versions (basil's InvoicePayment) ------------------------
 
 
+@dataclass(slots=True)
+class LinkKeys:
+    """What a batch's events will look up to link invoices, invoice payments, charges and
+    refunds (see `prefetch_links`)."""
+
+    invoice_ids: set[str] = field(default_factory=set)  # invoices, and their payments
+    charge_ids: set[str] = field(default_factory=set)  # charges, their refunds and payments
+    payment_intent_ids: set[str] = field(default_factory=set)  # charges and payments
+
+
+def prefetch_links(*, session: Session, keys: LinkKeys) -> None:
+    """Read, with one query per table and without locking, the rows the link lookups below
+    will ask about for a batch of events, so that each lookup is answered from the unit of
+    work instead of a query (and the flush before it). A lookup the batch did not foresee
+    still asks the database."""
+    payments = held_rows.find_rows(
+        session=session,
+        model=InvoicePayment,
+        where={
+            "invoice_id": keys.invoice_ids,
+            "charge_id": keys.charge_ids,
+            "payment_intent_id": keys.payment_intent_ids,
+        },
+    )
+    invoice_ids = keys.invoice_ids | {payment.invoice_id for payment in payments}
+    invoices = held_rows.find_rows(session=session, model=Invoice, where={"id": invoice_ids})
+    invoices += held_rows.rows_held(session, Invoice)
+    held_rows.find_rows(
+        session=session,
+        model=Charge,
+        where={
+            "id": keys.charge_ids | {invoice.charge_id for invoice in invoices},
+            "payment_intent_id": keys.payment_intent_ids
+            | {payment.payment_intent_id for payment in payments},
+        },
+    )
+    held_rows.find_rows(session=session, model=Refund, where={"charge_id": keys.charge_ids})
+
+
 def invoice_id_for_payment(
     *, session: Session, charge_id: str | None, payment_intent_id: str | None
 ) -> str | None:
     """The invoice an InvoicePayment row says this charge or payment intent paid."""
-    conditions = []
-    if charge_id:
-        conditions.append(InvoicePayment.charge_id == charge_id)
-    if payment_intent_id:
-        conditions.append(InvoicePayment.payment_intent_id == payment_intent_id)
-    if not conditions:
+    if not charge_id and not payment_intent_id:
         return None
-    query = select(InvoicePayment.invoice_id).where(or_(*conditions)).limit(1)
-    return session.exec(query).first()
+    by_charge = _rows_where(session, InvoicePayment, "charge_id", charge_id)
+    by_intent = _rows_where(session, InvoicePayment, "payment_intent_id", payment_intent_id)
+    if by_charge is None or by_intent is None:
+        conditions = []
+        if charge_id:
+            conditions.append(InvoicePayment.charge_id == charge_id)
+        if payment_intent_id:
+            conditions.append(InvoicePayment.payment_intent_id == payment_intent_id)
+        query = select(InvoicePayment.invoice_id).where(or_(*conditions)).limit(1)
+        return session.exec(query).first()
+    payments = by_charge + by_intent
+    return payments[0].invoice_id if payments else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -233,22 +281,40 @@ class PaymentRefs:
 def payment_refs_for_invoice(*, session: Session, invoice_id: str) -> PaymentRefs | None:
     """How the invoice was paid, from its InvoicePayment rows: the paid one if any, else the
     latest; its charge, or the latest charge of its payment intent."""
-    query = (
-        select(InvoicePayment)
-        .where(InvoicePayment.invoice_id == invoice_id)
-        .order_by((InvoicePayment.status == "paid").desc(), InvoicePayment.created.desc())
-        .limit(1)
-    )
-    payment = session.exec(query).first()
+    payments = _rows_where(session, InvoicePayment, "invoice_id", invoice_id)
+    if payments is None:
+        query = (
+            select(InvoicePayment)
+            .where(InvoicePayment.invoice_id == invoice_id)
+            .order_by((InvoicePayment.status == "paid").desc(), InvoicePayment.created.desc())
+            .limit(1)
+        )
+        payment = session.exec(query).first()
+    else:
+        payment = max(payments, key=_payment_order, default=None)
     if payment is None:
         return None
     charge_id = payment.charge_id
     if charge_id is None and payment.payment_intent_id is not None:
-        charges = select(Charge.id).where(Charge.payment_intent_id == payment.payment_intent_id)
-        charge_id = session.exec(
-            charges.order_by(Charge.created.desc(), Charge.id.desc()).limit(1)
-        ).first()
+        charge_id = _latest_charge_id(session, payment.payment_intent_id)
     return PaymentRefs(payment_intent_id=payment.payment_intent_id, charge_id=charge_id)
+
+
+def _payment_order(payment: InvoicePayment) -> tuple[bool, float, str]:
+    # As the query: paid first, then the latest `created` (a missing one last).
+    created = payment.created.timestamp() if payment.created else float("-inf")
+    return (payment.status == "paid", created, payment.id)
+
+
+def _latest_charge_id(session: Session, payment_intent_id: str) -> str | None:
+    charges = _rows_where(session, Charge, "payment_intent_id", payment_intent_id)
+    if charges is None:
+        query = select(Charge.id).where(Charge.payment_intent_id == payment_intent_id)
+        return session.exec(
+            query.order_by(Charge.created.desc(), Charge.id.desc()).limit(1)
+        ).first()
+    latest = max(charges, key=_order, default=None)
+    return latest.id if latest is not None else None
 
 
 def link_invoice_payment(
@@ -256,16 +322,11 @@ def link_invoice_payment(
 ) -> list[Charge]:
     """Apply what an InvoicePayment says: its charges belong to the invoice, and the invoice
     was paid with them. Only fills links that are still unknown; returns the charges linked."""
-    conditions = []
-    if charge_id:
-        conditions.append(Charge.id == charge_id)
-    if payment_intent_id:
-        conditions.append(Charge.payment_intent_id == payment_intent_id)
-    charges = list(session.exec(select(Charge).where(or_(*conditions)))) if conditions else []
+    charges = _charges_paying(session, charge_id, payment_intent_id)
     linked = [charge for charge in charges if charge.invoice_id is None]
     for charge in linked:
         charge.invoice_id = invoice_id
-    invoice = session.get(Invoice, invoice_id)
+    invoice = _row(session, Invoice, invoice_id)
     if invoice is not None:
         if invoice.payment_intent_id is None:
             invoice.payment_intent_id = payment_intent_id
@@ -276,11 +337,31 @@ def link_invoice_payment(
     return linked
 
 
+def _charges_paying(
+    session: Session, charge_id: str | None, payment_intent_id: str | None
+) -> list[Charge]:
+    """The charge with this id and the charges of this payment intent, oldest first."""
+    if not charge_id and not payment_intent_id:
+        return []
+    by_id = _rows_where(session, Charge, "id", charge_id)
+    by_intent = _rows_where(session, Charge, "payment_intent_id", payment_intent_id)
+    if by_id is None or by_intent is None:
+        conditions = []
+        if charge_id:
+            conditions.append(Charge.id == charge_id)
+        if payment_intent_id:
+            conditions.append(Charge.payment_intent_id == payment_intent_id)
+        charges = list(session.exec(select(Charge).where(or_(*conditions))))
+    else:
+        charges = list({charge.id: charge for charge in by_id + by_intent}.values())
+    return sorted(charges, key=_order)
+
+
 def note_invoice_charge(*, session: Session, invoice_id: str, charge: Charge) -> None:
     """A charge was found to pay this invoice: fill the invoice's payment intent if unknown,
     and make it the invoice's charge if it has none or this one is later (as `invoice.charge`
     named the latest attempt before basil)."""
-    invoice = session.get(Invoice, invoice_id)
+    invoice = _row(session, Invoice, invoice_id)
     if invoice is not None:
         if invoice.payment_intent_id is None:
             invoice.payment_intent_id = charge.payment_intent_id
@@ -293,7 +374,7 @@ def _note_charge(session: Session, invoice: Invoice, charge: Charge) -> None:
         return
     if invoice.charge_id == charge.id:
         return
-    current = session.get(Charge, invoice.charge_id)
+    current = _row(session, Charge, invoice.charge_id)
     if current is None:
         return  # the stored link came from a payload; keep it
     retry = (
@@ -309,19 +390,37 @@ def _order(charge: Charge) -> tuple[float, str]:
 
 
 def refunds_missing_customer(*, session: Session, charge_id: str) -> list[Refund]:
-    query = select(Refund).where(Refund.charge_id == charge_id, Refund.customer_id.is_(None))
-    return list(session.exec(query))
+    refunds = _rows_where(session, Refund, "charge_id", charge_id)
+    if refunds is None:
+        query = select(Refund).where(Refund.charge_id == charge_id, Refund.customer_id.is_(None))
+        return list(session.exec(query))
+    return sorted((refund for refund in refunds if refund.customer_id is None), key=lambda r: r.id)
 
 
 def get_charge(*, session: Session, charge_id: str) -> Charge | None:
-    return session.get(Charge, charge_id)
+    return _row(session, Charge, charge_id)
+
+
+def _rows_where(
+    session: Session, model: type[RowT], column: str, value: object
+) -> list[RowT] | None:
+    """The rows whose `column` equals `value` as this unit of work knows them (none for a
+    missing value), or None when it does not know (the caller asks the database)."""
+    if not value:
+        return []
+    return held_rows.found_rows(session, model, column, value)
+
+
+def _row(session: Session, model: type[RowT], object_id: str) -> RowT | None:
+    row = held_rows.known_row(session, model, object_id)
+    return session.get(model, object_id) if row is held_rows.UNKNOWN else row  # type: ignore[return-value]
 
 
 # --- queries --------------------------------------------------------------------------
 
 
 def get_invoice(*, session: Session, invoice_id: str) -> Invoice | None:
-    return session.get(Invoice, invoice_id)
+    return _row(session, Invoice, invoice_id)
 
 
 def get_customer(*, session: Session, customer_id: str) -> Customer | None:

@@ -1,0 +1,48 @@
+"""What a batch of events will look up besides the rows it upserts, read before it is applied.
+
+Linking an invoice, its payments, charges and refunds (basil's InvoicePayment, refunds that
+arrived before their charge) asks the store about rows other than the event's own object.
+Asked event by event, each question was a query and a flush of everything pending. The
+worker instead collects the ids the batch's payloads name and reads those rows once per
+table (`storage.billing.prefetch_links`); a question the payloads did not foresee still
+goes to the database, so this only decides how fast an answer comes, never what it is.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from handlers.stripe import shapes
+from handlers.stripe.convert import expandable_id
+from storage.billing import LinkKeys
+
+
+def batch_link_keys(objects: Iterable[dict[str, Any]]) -> LinkKeys:
+    """The ids the link lookups of these event objects will ask about."""
+    keys = LinkKeys()
+    for obj in objects:
+        kind = obj.get("object")
+        if kind == "charge":
+            keys.charge_ids.add(expandable_id(obj))
+            if not shapes.charge_invoice(obj)[0]:
+                keys.payment_intent_ids.add(expandable_id(obj.get("payment_intent")))
+        elif kind == "invoice":
+            if shapes.invoice_payment_link(obj) is None:
+                keys.invoice_ids.add(expandable_id(obj))
+            for payment in shapes.invoice_payments(obj):
+                _add_payment(keys, payment)
+        elif kind == "invoice_payment":
+            _add_payment(keys, obj)
+        elif kind == "refund":
+            keys.charge_ids.add(expandable_id(obj.get("charge")))
+    for ids in (keys.invoice_ids, keys.charge_ids, keys.payment_intent_ids):
+        ids.discard(None)  # type: ignore[arg-type]
+    return keys
+
+
+def _add_payment(keys: LinkKeys, payment: dict[str, Any]) -> None:
+    keys.invoice_ids.add(expandable_id(payment.get("invoice")))
+    target = shapes.invoice_payment_target(payment)
+    keys.charge_ids.add(target.charge_id)
+    keys.payment_intent_ids.add(target.payment_intent_id)

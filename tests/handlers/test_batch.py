@@ -1,0 +1,71 @@
+"""Events applied together in one unit of work, as the worker applies a batch, end in the same
+rows as the same events applied one per transaction, in any order: the rows a batch reads
+once (storage/held_rows.py) and the timeline lines it writes together stay exact."""
+
+from __future__ import annotations
+
+import json
+import random
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from sqlalchemy import Engine
+
+from handlers.stripe.apply import ApplyOptions, _apply_together
+from storage.db import session_scope
+from storage.inbox import ClaimedEvent
+from tests import factories as f
+from tests.handlers.support import items_of
+from tests.handlers.test_same_rows import history, snapshot
+
+
+@pytest.fixture
+def apply_batch(engine: Engine) -> Callable[..., None]:
+    """Apply the events in the given order in one transaction, the worker's way (the batch
+    helper itself, so that the order is the test's and not the inbox's)."""
+
+    def run(*events: dict[str, Any]) -> None:
+        claimed = [
+            ClaimedEvent(raw["id"], raw["type"], "webhook", json.dumps(raw), 0) for raw in events
+        ]
+        with session_scope(engine) as session:
+            result = _apply_together(session, claimed, ApplyOptions())
+        assert result.applied == len(events)
+
+    return run
+
+
+@pytest.mark.parametrize("api_version", [f.OLD, f.NEW])
+@pytest.mark.parametrize("seed", [1, 2, 3, 4])
+def test_a_batch_ends_as_one_event_at_a_time(engine, apply, apply_batch, api_version, seed):
+    alone, together = history(api_version, "one"), history(api_version, "bat")
+    random.Random(seed).shuffle(alone)
+    random.Random(seed).shuffle(together)
+    apply(*alone)
+    apply_batch(*together)
+    assert snapshot(engine, "bat") == snapshot(engine, "one")
+
+
+@pytest.mark.parametrize("split", [1, 4, 8])
+def test_links_resolve_across_batches(engine, apply, apply_batch, split):
+    """Part of a history in one batch, the rest in another: each batch finds what the other
+    stored (the invoice payment, the charge, the refund) as a single event would."""
+    alone, together = history(f.NEW, "one"), history(f.NEW, "bat")
+    random.Random(split).shuffle(alone)
+    random.Random(split).shuffle(together)
+    apply(*alone)
+    apply_batch(*together[:split])
+    apply_batch(*together[split:])
+    assert snapshot(engine, "bat") == snapshot(engine, "one")
+
+
+def test_items_added_and_dropped_in_one_batch(engine, apply_batch):
+    a, b = f.item(f.price()), f.item(f.price())
+    sub = f.subscription(customer="cus_rb", items=[a, b])
+    fewer = f.subscription(customer="cus_rb", id=sub["id"], items=[f.item(b.price, 4, id=b.id)])
+    apply_batch(
+        f.event("customer.subscription.created", sub, created=f.T0, api_version=f.OLD),
+        f.event("customer.subscription.updated", fewer, created=f.T0 + 1, api_version=f.OLD),
+    )
+    assert items_of(engine, sub["id"]) == {b.id: (b.price["id"], 4, 2000)}
