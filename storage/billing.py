@@ -214,20 +214,20 @@ def lock_objects(*, session: Session, objects: Iterable[tuple[str, str]]) -> Non
 
 
 @dataclass(slots=True)
-class LinkKeys:
-    """What a batch's events will look up to link invoices, invoice payments, charges and
-    refunds (see `prefetch_links`)."""
+class BatchReads:
+    """What a batch's events will read besides the rows they upsert (see `prefetch_reads`)."""
 
     invoice_ids: set[str] = field(default_factory=set)  # invoices, and their payments
     charge_ids: set[str] = field(default_factory=set)  # charges, their refunds and payments
     payment_intent_ids: set[str] = field(default_factory=set)  # charges and payments
+    customer_ids: set[str] = field(default_factory=set)  # their subscriptions and items
 
 
-def prefetch_links(*, session: Session, keys: LinkKeys) -> None:
+def prefetch_reads(*, session: Session, keys: BatchReads) -> None:
     """Read, with one query per table and without locking, the rows the link lookups below
-    will ask about for a batch of events, so that each lookup is answered from the unit of
-    work instead of a query (and the flush before it). A lookup the batch did not foresee
-    still asks the database."""
+    and `customer_subscriptions` will ask about for a batch of events, so that each is
+    answered from the unit of work instead of a query (and the flush before it). A lookup
+    the batch did not foresee still asks the database."""
     payments = held_rows.find_rows(
         session=session,
         model=InvoicePayment,
@@ -250,6 +250,27 @@ def prefetch_links(*, session: Session, keys: LinkKeys) -> None:
         },
     )
     held_rows.find_rows(session=session, model=Refund, where={"charge_id": keys.charge_ids})
+    subscriptions = held_rows.find_rows(
+        session=session, model=Subscription, where={"customer_id": keys.customer_ids}
+    )
+    held_rows.load_items(session, [subscription.id for subscription in subscriptions])
+
+
+def customer_subscriptions(
+    *, session: Session, customer_id: str
+) -> list[tuple[Subscription, list[SubscriptionItem]]]:
+    """The customer's subscriptions with their items (both in id order), as this unit of
+    work holds them, written or not: no flush and no query when the batch read them up front
+    (`prefetch_reads`), else read after a flush."""
+    subscriptions = _rows_where(session, Subscription, "customer_id", customer_id)
+    if subscriptions is None:
+        query = select(Subscription).where(Subscription.customer_id == customer_id)
+        subscriptions = list(_read(session, query))
+    held_rows.load_items(session, [subscription.id for subscription in subscriptions])
+    return [
+        (subscription, subscription_items(session=session, subscription_id=subscription.id))
+        for subscription in sorted(subscriptions, key=lambda row: row.id)
+    ]
 
 
 def invoice_id_for_payment(
@@ -267,7 +288,7 @@ def invoice_id_for_payment(
         if payment_intent_id:
             conditions.append(InvoicePayment.payment_intent_id == payment_intent_id)
         query = select(InvoicePayment.invoice_id).where(or_(*conditions)).limit(1)
-        return session.exec(query).first()
+        return _read(session, query).first()
     payments = by_charge + by_intent
     return payments[0].invoice_id if payments else None
 
@@ -289,7 +310,7 @@ def payment_refs_for_invoice(*, session: Session, invoice_id: str) -> PaymentRef
             .order_by((InvoicePayment.status == "paid").desc(), InvoicePayment.created.desc())
             .limit(1)
         )
-        payment = session.exec(query).first()
+        payment = _read(session, query).first()
     else:
         payment = max(payments, key=_payment_order, default=None)
     if payment is None:
@@ -310,8 +331,8 @@ def _latest_charge_id(session: Session, payment_intent_id: str) -> str | None:
     charges = _rows_where(session, Charge, "payment_intent_id", payment_intent_id)
     if charges is None:
         query = select(Charge.id).where(Charge.payment_intent_id == payment_intent_id)
-        return session.exec(
-            query.order_by(Charge.created.desc(), Charge.id.desc()).limit(1)
+        return _read(
+            session, query.order_by(Charge.created.desc(), Charge.id.desc()).limit(1)
         ).first()
     latest = max(charges, key=_order, default=None)
     return latest.id if latest is not None else None
@@ -351,7 +372,7 @@ def _charges_paying(
             conditions.append(Charge.id == charge_id)
         if payment_intent_id:
             conditions.append(Charge.payment_intent_id == payment_intent_id)
-        charges = list(session.exec(select(Charge).where(or_(*conditions))))
+        charges = list(_read(session, select(Charge).where(or_(*conditions))))
     else:
         charges = list({charge.id: charge for charge in by_id + by_intent}.values())
     return sorted(charges, key=_order)
@@ -393,7 +414,7 @@ def refunds_missing_customer(*, session: Session, charge_id: str) -> list[Refund
     refunds = _rows_where(session, Refund, "charge_id", charge_id)
     if refunds is None:
         query = select(Refund).where(Refund.charge_id == charge_id, Refund.customer_id.is_(None))
-        return list(session.exec(query))
+        return list(_read(session, query))
     return sorted((refund for refund in refunds if refund.customer_id is None), key=lambda r: r.id)
 
 
@@ -409,6 +430,13 @@ def _rows_where(
     if not value:
         return []
     return held_rows.found_rows(session, model, column, value)
+
+
+def _read(session: Session, query):
+    """A query for when this unit of work does not know the answer: everything pending is
+    written first, so the answer includes the batch's own rows (whatever the autoflush)."""
+    session.flush()
+    return session.exec(query)
 
 
 def _row(session: Session, model: type[RowT], object_id: str) -> RowT | None:

@@ -23,7 +23,7 @@ from sqlalchemy import Engine
 from sqlmodel import Session
 
 from handlers.stripe.events import InvalidEvent, StripeEvent, parse_event
-from handlers.stripe.prefetch import batch_link_keys
+from handlers.stripe.prefetch import batch_reads
 from handlers.stripe.registry import AppliedEvent, Handler, Reaction, handler_for
 from storage import billing, inbox
 from storage.db import session_scope
@@ -111,7 +111,7 @@ def _apply_together(
             if event.object_type and event.object_id
         ],
     )
-    billing.prefetch_links(session=session, keys=batch_link_keys(event.object for event in handled))
+    billing.prefetch_reads(session=session, keys=batch_reads(event.object for event in handled))
     hold_timeline_entries(session=session)
     for row, event in parsed:
         outcome = _apply_one(session, row, event, options)

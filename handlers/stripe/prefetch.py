@@ -4,7 +4,7 @@ Linking an invoice, its payments, charges and refunds (basil's InvoicePayment, r
 arrived before their charge) asks the store about rows other than the event's own object.
 Asked event by event, each question was a query and a flush of everything pending. The
 worker instead collects the ids the batch's payloads name and reads those rows once per
-table (`storage.billing.prefetch_links`); a question the payloads did not foresee still
+table (`storage.billing.prefetch_reads`); a question the payloads did not foresee still
 goes to the database, so this only decides how fast an answer comes, never what it is.
 """
 
@@ -15,12 +15,12 @@ from typing import Any
 
 from handlers.stripe import shapes
 from handlers.stripe.convert import expandable_id
-from storage.billing import LinkKeys
+from storage.billing import BatchReads
 
 
-def batch_link_keys(objects: Iterable[dict[str, Any]]) -> LinkKeys:
+def batch_reads(objects: Iterable[dict[str, Any]]) -> BatchReads:
     """The ids the link lookups of these event objects will ask about."""
-    keys = LinkKeys()
+    keys = BatchReads()
     for obj in objects:
         kind = obj.get("object")
         if kind == "charge":
@@ -36,12 +36,14 @@ def batch_link_keys(objects: Iterable[dict[str, Any]]) -> LinkKeys:
             _add_payment(keys, obj)
         elif kind == "refund":
             keys.charge_ids.add(expandable_id(obj.get("charge")))
-    for ids in (keys.invoice_ids, keys.charge_ids, keys.payment_intent_ids):
+        elif kind == "subscription":
+            keys.customer_ids.add(expandable_id(obj.get("customer")))
+    for ids in (keys.invoice_ids, keys.charge_ids, keys.payment_intent_ids, keys.customer_ids):
         ids.discard(None)  # type: ignore[arg-type]
     return keys
 
 
-def _add_payment(keys: LinkKeys, payment: dict[str, Any]) -> None:
+def _add_payment(keys: BatchReads, payment: dict[str, Any]) -> None:
     keys.invoice_ids.add(expandable_id(payment.get("invoice")))
     target = shapes.invoice_payment_target(payment)
     keys.charge_ids.add(target.charge_id)
