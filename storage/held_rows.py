@@ -92,7 +92,9 @@ def find_rows(
             getattr(model, column).in_(wanted[first : first + LOCK_CHUNK])
             for first in range(0, len(wanted), LOCK_CHUNK)
         ]
-    rows = []
+    rows: list[RowT] = []
+    if chunks:
+        session.flush()  # the answers must include this unit of work's own rows
     for first in range(0, len(chunks), 4):  # a few IN lists per query
         for row in session.exec(select(model).where(or_(*chunks[first : first + 4]))):
             note_row(session, row)
@@ -128,6 +130,12 @@ def known_row(session: Session, model: type[RowT], object_id: str) -> RowT | Non
     if entry is None:
         return UNKNOWN
     return entry.get(object_id)
+
+
+def get_row(session: Session, model: type[RowT], object_id: str) -> RowT | None:
+    """The row with this id as this unit of work knows it, else as `session.get` finds it."""
+    row = known_row(session, model, object_id)
+    return session.get(model, object_id) if row is UNKNOWN else row  # type: ignore[return-value]
 
 
 def note_row(session: Session, row: SQLModel) -> None:
