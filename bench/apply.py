@@ -2,6 +2,7 @@
 standard reactions (the MRR ledger, then alerts) that every billbot worker runs.
 
     .venv/bin/python bench/apply.py [--events 20000] [--database sqlite|postgres] [--profile FILE]
+                                    [--workers N]   (N processes at once, PostgreSQL)
 
 The events (bench/events.py) are queued in the inbox as the webhook stores them, then one
 `Worker.drain()` applies them in batches of WORKER_BATCH_SIZE, as `billbot worker` does; the
@@ -13,8 +14,10 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import json
 import logging
+import subprocess
 import sys
 import tempfile
 import time
@@ -35,6 +38,7 @@ from bot.services import standard_reactions  # noqa: E402
 from bot.settings import Settings  # noqa: E402
 from bot.webhook import inbox_event  # noqa: E402
 from bot.worker import Worker  # noqa: E402
+from handlers.stripe.apply import BatchResult  # noqa: E402
 from handlers.stripe.events import parse_event  # noqa: E402
 from storage import inbox  # noqa: E402
 from storage.db import make_engine  # noqa: E402
@@ -113,19 +117,26 @@ def queue_events(engine: Engine, bodies: list[bytes], settings: Settings) -> Non
             inbox.append_events(connection=connection, events=rows)
 
 
-def measure_apply(database_url: str, count: int, *, profile: str | None = None) -> ApplyRun:
+def measure_apply(
+    database_url: str, count: int, *, profile: str | None = None, workers: int = 1
+) -> ApplyRun:
+    """Queue `count` events, then time their draining: by this process's worker, or by
+    `workers` worker processes at once (PostgreSQL: they claim disjoint batches)."""
     settings = bench_settings(database_url)
     engine = make_engine(database_url)
     try:
         bodies = [json.dumps(event, indent=2).encode() for event in event_stream(count)]
         queue_events(engine, bodies, settings)
-        worker = Worker.from_settings(
-            settings, engine=engine, reactions=standard_reactions(settings)
-        )
-        with _profiled(profile):
-            started, cpu_started = time.perf_counter(), time.process_time()
-            result = worker.drain()
-            seconds, cpu = time.perf_counter() - started, time.process_time() - cpu_started
+        if workers > 1:
+            seconds, cpu, result = _drain_in_processes(database_url, workers)
+        else:
+            worker = Worker.from_settings(
+                settings, engine=engine, reactions=standard_reactions(settings)
+            )
+            with _profiled(profile):
+                started, cpu_started = time.perf_counter(), time.process_time()
+                result = worker.drain()
+                seconds, cpu = time.perf_counter() - started, time.process_time() - cpu_started
         with engine.connect() as connection:
 
             def count_of(table) -> int:
@@ -144,6 +155,49 @@ def measure_apply(database_url: str, count: int, *, profile: str | None = None) 
             )
     finally:
         engine.dispose()
+
+
+def _drain_in_processes(database_url: str, workers: int) -> tuple[float, float, BatchResult]:
+    """Start `workers` processes, let each get ready (imports, engine), then start them
+    together; the time is from that start until the last one found nothing left to do."""
+    command = [sys.executable, __file__, "--drain", database_url]
+    children = [
+        subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        for _ in range(workers)
+    ]
+    for child in children:
+        if child.stdout.readline().strip() != "ready":
+            raise SystemExit("a worker process did not start")
+    started = time.time()
+    for child in children:
+        child.stdin.write("go\n")
+        child.stdin.flush()
+    reports = [json.loads(child.stdout.readline()) for child in children]
+    for child in children:
+        child.wait(60)
+    total = BatchResult()
+    for report in reports:
+        total.add(BatchResult(**report["result"]))
+    seconds = max(report["finished"] for report in reports) - started
+    return seconds, sum(report["cpu"] for report in reports), total
+
+
+def _drain_child(database_url: str) -> None:
+    """One worker process of `_drain_in_processes`: ready, wait for go, drain, report."""
+    settings = bench_settings(database_url)
+    engine = make_engine(database_url)
+    worker = Worker.from_settings(settings, engine=engine, reactions=standard_reactions(settings))
+    print("ready", flush=True)
+    sys.stdin.readline()
+    cpu_started = time.process_time()
+    result = worker.drain()
+    report = {
+        "finished": time.time(),
+        "cpu": time.process_time() - cpu_started,
+        "result": dataclasses.asdict(result),
+    }
+    print(json.dumps(report), flush=True)
+    engine.dispose()
 
 
 @contextlib.contextmanager
@@ -176,11 +230,21 @@ def main() -> None:
     parser.add_argument("--database", choices=["sqlite", "postgres"], default="sqlite")
     parser.add_argument("--postgres-url", default=POSTGRES_URL)
     parser.add_argument("--profile", help="write cProfile stats of the drain to this file")
+    parser.add_argument(
+        "--workers", type=int, default=1, help="worker processes draining together (postgres)"
+    )
+    parser.add_argument("--drain", help=argparse.SUPPRESS)  # a child of --workers N
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
+    if args.drain:
+        _drain_child(args.drain)
+        return
+    if args.workers > 1 and args.database != "postgres":
+        parser.error("--workers needs --database postgres (SQLite has one writer at a time)")
     with temporary_database(args.database, postgres_url=args.postgres_url) as url:
-        run = measure_apply(url, args.events, profile=args.profile)
-    print(f"{args.database:8} {describe(run)}")
+        run = measure_apply(url, args.events, profile=args.profile, workers=args.workers)
+    label = args.database if args.workers == 1 else f"{args.database}×{args.workers}"
+    print(f"{label:8} {describe(run)}")
 
 
 if __name__ == "__main__":
