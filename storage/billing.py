@@ -1,8 +1,9 @@
 """Writing and reading billing rows, always through the version guard.
 
 Every upsert reads the stored row once (`SELECT ... FOR UPDATE` on PostgreSQL, so two
-workers cannot both decide on the same old version; SQLite's `BEGIN IMMEDIATE` already
-serialises writers) and writes the incoming values only when `should_replace` says the
+workers cannot both decide on the same old version, and in a worker batch after an advisory
+lock on the object's name, so they cannot both create it either; SQLite's `BEGIN IMMEDIATE`
+already serialises writers) and writes the incoming values only when `should_replace` says the
 incoming version is newer (see `storage/versioning.py`). Keys absent from `values` keep
 their stored value: a payload that does not say something (a basil charge does not name its
 invoice) never erases what another event taught us.
@@ -195,12 +196,18 @@ def lock_objects(*, session: Session, objects: Iterable[tuple[str, str]]) -> Non
     The worker calls this for a whole batch; each upsert then finds its row (or learns that
     there is none) without a query of its own (storage/held_rows.py). The rows are locked
     exactly as the upsert's own read would lock them, so the version guard decides on the
-    same state either way."""
+    same state either way. On PostgreSQL every object's name is locked first (an advisory
+    lock until commit, `held_rows.lock_names`), so a concurrent worker about to insert the
+    same new object waits for this transaction instead of colliding with it on the key."""
     wanted: dict[type[SQLModel], set[str]] = {}
     for kind, object_id in objects:
         model = MODELS.get(kind)
         if model is not None:
             wanted.setdefault(model, set()).add(object_id)
+    held_rows.lock_names(
+        session=session,
+        names=[f"{KIND[model]}:{object_id}" for model, ids in wanted.items() for object_id in ids],
+    )
     for model in KIND:  # a fixed table order, so two workers lock in the same order
         if model in wanted:
             held_rows.lock_rows(session=session, model=model, ids=wanted[model])

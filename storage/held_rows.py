@@ -21,10 +21,11 @@ work as long as those columns change only through `storage.billing`'s upserts.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable
 from typing import Any, TypeVar
 
-from sqlalchemy import or_
+from sqlalchemy import or_, text
 from sqlmodel import Session, SQLModel, select
 
 from storage.models import SubscriptionItem
@@ -36,6 +37,34 @@ _ITEMS = "billing.held_items"
 _FOUND = "billing.found_rows"  # (model, column, value) -> {id: row}
 _FOUND_COLUMNS = "billing.found_columns"  # model -> the columns asked about
 UNKNOWN = object()  # what `known_row` says when this unit of work does not know
+
+
+# One transaction-scoped advisory lock per key, taken in key order by one statement (the
+# locks are taken after the sort: PostgreSQL evaluates a volatile output after ORDER BY).
+_LOCK_KEYS = text(
+    "SELECT pg_advisory_xact_lock(key) FROM unnest(CAST(:keys AS bigint[])) AS key ORDER BY key"
+)
+
+
+def lock_key(name: str) -> int:
+    """A stable signed 64-bit advisory lock key for a row's name ("customer:cus_123")."""
+    digest = hashlib.sha256(f"billbot.row:{name}".encode()).digest()
+    return int.from_bytes(digest[:8], "big", signed=True)
+
+
+def lock_names(*, session: Session, names: Iterable[str]) -> None:
+    """PostgreSQL: take a transaction-scoped advisory lock on each row name, in one statement
+    and in key order, before any row is read. A row that does not exist yet has nothing to
+    lock `FOR UPDATE`, so two workers could both find it missing and both insert it (one then
+    fails on the primary key). Holding its name's lock until commit makes the second wait for
+    the first's commit, and its read then finds the row. The order is the same for every
+    caller and no other lock is held yet, so these waits cannot form a cycle. SQLite needs
+    none: `BEGIN IMMEDIATE` already lets one writer in at a time."""
+    if session.get_bind().dialect.name != "postgresql":
+        return
+    keys = sorted({lock_key(name) for name in names})
+    if keys:
+        session.execute(_LOCK_KEYS, {"keys": keys})
 
 
 def lock_rows(*, session: Session, model: type[SQLModel], ids: Iterable[str]) -> None:

@@ -23,7 +23,7 @@ from sqlalchemy import Engine
 from sqlmodel import Session
 
 from handlers.stripe.events import InvalidEvent, StripeEvent, parse_event
-from handlers.stripe.prefetch import batch_reads
+from handlers.stripe.prefetch import batch_reads, upserted_objects
 from handlers.stripe.registry import AppliedEvent, Handler, Reaction, handler_for
 from storage import billing, inbox
 from storage.db import session_scope
@@ -104,12 +104,7 @@ def _apply_together(
     parsed = [(row, _parse(session, row)) for row in claimed]
     handled = [event for _, event in parsed if event is not None and options.lookup(event.type)]
     billing.lock_objects(
-        session=session,
-        objects=[
-            (event.object_type, event.object_id)
-            for event in handled
-            if event.object_type and event.object_id
-        ],
+        session=session, objects=upserted_objects(event.object for event in handled)
     )
     billing.prefetch_reads(session=session, keys=batch_reads(event.object for event in handled))
     hold_timeline_entries(session=session)

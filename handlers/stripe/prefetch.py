@@ -18,6 +18,21 @@ from handlers.stripe.convert import expandable_id
 from storage.billing import BatchReads
 
 
+def upserted_objects(objects: Iterable[dict[str, Any]]) -> list[tuple[str, str]]:
+    """(Stripe object type, id) of every row these event objects upsert: each object itself
+    and the InvoicePayments an invoice carries expanded (`storage.billing.lock_objects`)."""
+    named = []
+    for obj in objects:
+        named.append(obj)
+        if obj.get("object") == "invoice":
+            named += shapes.invoice_payments(obj)
+    return [
+        (obj["object"], obj["id"])
+        for obj in named
+        if isinstance(obj.get("object"), str) and isinstance(obj.get("id"), str) and obj["id"]
+    ]
+
+
 def batch_reads(objects: Iterable[dict[str, Any]]) -> BatchReads:
     """The ids the link lookups of these event objects will ask about."""
     keys = BatchReads()

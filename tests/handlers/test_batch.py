@@ -14,6 +14,7 @@ from sqlalchemy import Engine
 from sqlmodel import Session, select
 
 from handlers.stripe.apply import ApplyOptions, _apply_together
+from handlers.stripe.prefetch import upserted_objects
 from handlers.stripe.registry import AppliedEvent, Reaction
 from storage.billing import customer_subscriptions, items_for_subscriptions
 from storage.db import session_scope
@@ -109,3 +110,16 @@ def test_a_customers_subscriptions_as_the_batch_holds_them(engine, apply_batch):
         reactions=(compare,),
     )
     assert compared == [2, 2, 2]
+
+
+def test_a_batch_locks_the_invoice_payments_its_invoices_carry():
+    """`lock_objects` is given every row the batch upserts, expanded payments included."""
+    inv_id = f.new_id("in")
+    payment = f.invoice_payment(invoice=inv_id, payment_intent="pi_lock")
+    inv = f.invoice(customer="cus_lock", id=inv_id, payments=[payment])
+    no_id = {"object": "invoice", "lines": []}  # an upcoming invoice has no id
+    assert upserted_objects([inv, f.customer(id="cus_lock"), no_id]) == [
+        ("invoice", inv_id),
+        ("invoice_payment", payment["id"]),
+        ("customer", "cus_lock"),
+    ]
