@@ -57,9 +57,10 @@ def lock_names(*, session: Session, names: Iterable[str]) -> None:
     and in key order, before any row is read. A row that does not exist yet has nothing to
     lock `FOR UPDATE`, so two workers could both find it missing and both insert it (one then
     fails on the primary key). Holding its name's lock until commit makes the second wait for
-    the first's commit, and its read then finds the row. The order is the same for every
-    caller and no other lock is held yet, so these waits cannot form a cycle. SQLite needs
-    none: `BEGIN IMMEDIATE` already lets one writer in at a time."""
+    the first's commit, and its read then finds the row. The worker calls this before its
+    batch reads or writes anything, and every caller locks in the same order, so these waits
+    cannot form a cycle. SQLite needs none: `BEGIN IMMEDIATE` already lets one writer in at
+    a time."""
     if session.get_bind().dialect.name != "postgresql":
         return
     keys = sorted({lock_key(name) for name in names})
