@@ -1,8 +1,9 @@
 """Writing and reading billing rows, always through the version guard.
 
 Every upsert reads the stored row once (`SELECT ... FOR UPDATE` on PostgreSQL, so two
-workers cannot both decide on the same old version; SQLite's `BEGIN IMMEDIATE` already
-serialises writers) and writes the incoming values only when `should_replace` says the
+workers cannot both decide on the same old version, and in a worker batch after an advisory
+lock on the object's name, so they cannot both create it either; SQLite's `BEGIN IMMEDIATE`
+already serialises writers) and writes the incoming values only when `should_replace` says the
 incoming version is newer (see `storage/versioning.py`). Keys absent from `values` keep
 their stored value: a payload that does not say something (a basil charge does not name its
 invoice) never erases what another event taught us.
@@ -17,7 +18,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
-from sqlalchemy import or_
+from sqlalchemy import inspect
 from sqlmodel import Session, SQLModel, select
 
 from storage import held_rows
@@ -140,7 +141,10 @@ def upsert_subscription(
             assign(item, item_values)
         result.items.append(item)
     for gone in existing.values():
-        session.delete(gone)
+        if inspect(gone).pending:  # added earlier in this unit of work, never written
+            session.expunge(gone)
+        else:
+            session.delete(gone)
     held_rows.hold_items(session, result.row.id, result.items)
     return result
 
@@ -177,6 +181,7 @@ def _upsert(
             "updated_at": utcnow(),
         },
     )
+    held_rows.note_row(session, row)
     return Upserted(row=row, applied=True, previous=previous)
 
 
@@ -191,12 +196,18 @@ def lock_objects(*, session: Session, objects: Iterable[tuple[str, str]]) -> Non
     The worker calls this for a whole batch; each upsert then finds its row (or learns that
     there is none) without a query of its own (storage/held_rows.py). The rows are locked
     exactly as the upsert's own read would lock them, so the version guard decides on the
-    same state either way."""
+    same state either way. On PostgreSQL every object's name is locked first (an advisory
+    lock until commit, `held_rows.lock_names`), so a concurrent worker about to insert the
+    same new object waits for this transaction instead of colliding with it on the key."""
     wanted: dict[type[SQLModel], set[str]] = {}
     for kind, object_id in objects:
         model = MODELS.get(kind)
         if model is not None:
             wanted.setdefault(model, set()).add(object_id)
+    held_rows.lock_names(
+        session=session,
+        names=[f"{KIND[model]}:{object_id}" for model, ids in wanted.items() for object_id in ids],
+    )
     for model in KIND:  # a fixed table order, so two workers lock in the same order
         if model in wanted:
             held_rows.lock_rows(session=session, model=model, ids=wanted[model])
@@ -206,122 +217,75 @@ def lock_objects(*, session: Session, objects: Iterable[tuple[str, str]]) -> Non
     held_rows.load_items(session, stored)
 
 
-# --- links that are facts, not versions (basil's InvoicePayment) ------------------------
+# --- rows a batch will read besides those it upserts, once per batch ------------------
 
 
-def invoice_id_for_payment(
-    *, session: Session, charge_id: str | None, payment_intent_id: str | None
-) -> str | None:
-    """The invoice an InvoicePayment row says this charge or payment intent paid."""
-    conditions = []
-    if charge_id:
-        conditions.append(InvoicePayment.charge_id == charge_id)
-    if payment_intent_id:
-        conditions.append(InvoicePayment.payment_intent_id == payment_intent_id)
-    if not conditions:
-        return None
-    query = select(InvoicePayment.invoice_id).where(or_(*conditions)).limit(1)
-    return session.exec(query).first()
+@dataclass(slots=True)
+class BatchReads:
+    """What a batch's events will read besides the rows they upsert (see `prefetch_reads`)."""
+
+    invoice_ids: set[str] = field(default_factory=set)  # invoices, and their payments
+    charge_ids: set[str] = field(default_factory=set)  # charges, their refunds and payments
+    payment_intent_ids: set[str] = field(default_factory=set)  # charges and payments
+    customer_ids: set[str] = field(default_factory=set)  # their subscriptions and items
 
 
-@dataclass(frozen=True, slots=True)
-class PaymentRefs:
-    payment_intent_id: str | None
-    charge_id: str | None
-
-
-def payment_refs_for_invoice(*, session: Session, invoice_id: str) -> PaymentRefs | None:
-    """How the invoice was paid, from its InvoicePayment rows: the paid one if any, else the
-    latest; its charge, or the latest charge of its payment intent."""
-    query = (
-        select(InvoicePayment)
-        .where(InvoicePayment.invoice_id == invoice_id)
-        .order_by((InvoicePayment.status == "paid").desc(), InvoicePayment.created.desc())
-        .limit(1)
+def prefetch_reads(*, session: Session, keys: BatchReads) -> None:
+    """Read, with one query per table and without locking, the rows the link lookups
+    (`storage/links.py`) and `customer_subscriptions` will ask about for a batch of events,
+    so that each is answered from the unit of work instead of a query (and the flush before
+    it). A lookup the batch did not foresee still asks the database."""
+    payments = held_rows.find_rows(
+        session=session,
+        model=InvoicePayment,
+        where={
+            "invoice_id": keys.invoice_ids,
+            "charge_id": keys.charge_ids,
+            "payment_intent_id": keys.payment_intent_ids,
+        },
     )
-    payment = session.exec(query).first()
-    if payment is None:
-        return None
-    charge_id = payment.charge_id
-    if charge_id is None and payment.payment_intent_id is not None:
-        charges = select(Charge.id).where(Charge.payment_intent_id == payment.payment_intent_id)
-        charge_id = session.exec(
-            charges.order_by(Charge.created.desc(), Charge.id.desc()).limit(1)
-        ).first()
-    return PaymentRefs(payment_intent_id=payment.payment_intent_id, charge_id=charge_id)
-
-
-def link_invoice_payment(
-    *, session: Session, invoice_id: str, charge_id: str | None, payment_intent_id: str | None
-) -> list[Charge]:
-    """Apply what an InvoicePayment says: its charges belong to the invoice, and the invoice
-    was paid with them. Only fills links that are still unknown; returns the charges linked."""
-    conditions = []
-    if charge_id:
-        conditions.append(Charge.id == charge_id)
-    if payment_intent_id:
-        conditions.append(Charge.payment_intent_id == payment_intent_id)
-    charges = list(session.exec(select(Charge).where(or_(*conditions)))) if conditions else []
-    linked = [charge for charge in charges if charge.invoice_id is None]
-    for charge in linked:
-        charge.invoice_id = invoice_id
-    invoice = session.get(Invoice, invoice_id)
-    if invoice is not None:
-        if invoice.payment_intent_id is None:
-            invoice.payment_intent_id = payment_intent_id
-        for charge in charges:
-            _note_charge(session, invoice, charge)
-        if invoice.charge_id is None:
-            invoice.charge_id = charge_id
-    return linked
-
-
-def note_invoice_charge(*, session: Session, invoice_id: str, charge: Charge) -> None:
-    """A charge was found to pay this invoice: fill the invoice's payment intent if unknown,
-    and make it the invoice's charge if it has none or this one is later (as `invoice.charge`
-    named the latest attempt before basil)."""
-    invoice = session.get(Invoice, invoice_id)
-    if invoice is not None:
-        if invoice.payment_intent_id is None:
-            invoice.payment_intent_id = charge.payment_intent_id
-        _note_charge(session, invoice, charge)
-
-
-def _note_charge(session: Session, invoice: Invoice, charge: Charge) -> None:
-    if invoice.charge_id is None:
-        invoice.charge_id = charge.id
-        return
-    if invoice.charge_id == charge.id:
-        return
-    current = session.get(Charge, invoice.charge_id)
-    if current is None:
-        return  # the stored link came from a payload; keep it
-    retry = (
-        current.payment_intent_id is not None
-        and current.payment_intent_id == charge.payment_intent_id
+    invoice_ids = keys.invoice_ids | {payment.invoice_id for payment in payments}
+    invoices = held_rows.find_rows(session=session, model=Invoice, where={"id": invoice_ids})
+    invoices += held_rows.rows_held(session, Invoice)
+    held_rows.find_rows(
+        session=session,
+        model=Charge,
+        where={
+            "id": keys.charge_ids | {invoice.charge_id for invoice in invoices},
+            "payment_intent_id": keys.payment_intent_ids
+            | {payment.payment_intent_id for payment in payments},
+        },
     )
-    if retry and _order(charge) > _order(current):
-        invoice.charge_id = charge.id
+    held_rows.find_rows(session=session, model=Refund, where={"charge_id": keys.charge_ids})
+    subscriptions = held_rows.find_rows(
+        session=session, model=Subscription, where={"customer_id": keys.customer_ids}
+    )
+    held_rows.load_items(session, [subscription.id for subscription in subscriptions])
 
 
-def _order(charge: Charge) -> tuple[float, str]:
-    return (charge.created.timestamp() if charge.created else 0.0, charge.id)
-
-
-def refunds_missing_customer(*, session: Session, charge_id: str) -> list[Refund]:
-    query = select(Refund).where(Refund.charge_id == charge_id, Refund.customer_id.is_(None))
-    return list(session.exec(query))
-
-
-def get_charge(*, session: Session, charge_id: str) -> Charge | None:
-    return session.get(Charge, charge_id)
+def customer_subscriptions(
+    *, session: Session, customer_id: str
+) -> list[tuple[Subscription, list[SubscriptionItem]]]:
+    """The customer's subscriptions with their items (both in id order), as this unit of
+    work holds them, written or not: no flush and no query when the batch read them up front
+    (`prefetch_reads`), else read after a flush."""
+    subscriptions = held_rows.found_rows(session, Subscription, "customer_id", customer_id)
+    if subscriptions is None:
+        session.flush()
+        query = select(Subscription).where(Subscription.customer_id == customer_id)
+        subscriptions = list(session.exec(query))
+    held_rows.load_items(session, [subscription.id for subscription in subscriptions])
+    return [
+        (subscription, subscription_items(session=session, subscription_id=subscription.id))
+        for subscription in sorted(subscriptions, key=lambda row: row.id)
+    ]
 
 
 # --- queries --------------------------------------------------------------------------
 
 
 def get_invoice(*, session: Session, invoice_id: str) -> Invoice | None:
-    return session.get(Invoice, invoice_id)
+    return held_rows.get_row(session, Invoice, invoice_id)
 
 
 def get_customer(*, session: Session, customer_id: str) -> Customer | None:

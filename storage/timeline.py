@@ -5,6 +5,12 @@
 happen once per object, such as an invoice being paid), and a second write of the same key,
 whether from a retried worker, a duplicate event or a backfill, is a no-op. It is a single
 `INSERT ... ON CONFLICT DO NOTHING`, with no read first.
+
+The worker writes many lines per batch: it asks for them to be held (`hold_timeline_entries`),
+the handlers record them (`record_timeline_entry`), and they are all written with one
+statement (`write_held_timeline_entries`) at the end of the batch, in the order they were
+recorded, so the rows and their ids come out as if each had been written at once. Nothing
+reads the timeline inside a batch.
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ from sqlmodel import Session, select
 from storage.models import TimelineEntry
 
 _INSERTS = {"postgresql": postgresql_insert, "sqlite": sqlite_insert}
+_HELD = "timeline.held_entries"
 
 
 def add_timeline_entry(
@@ -33,13 +40,47 @@ def add_timeline_entry(
     actor: str | None = None,
 ) -> bool:
     """Add one line to the customer's timeline; False when `source_key` was already there."""
+    row = _row(customer_id, occurred_at, kind, summary, source_key, event_id, object_id, actor)
     connection = session.connection()
-    statement = _STATEMENTS.get(connection.dialect.name)
-    if statement is None:
-        raise RuntimeError(
-            f"timeline entries need PostgreSQL or SQLite, not {connection.dialect.name}"
-        )
-    row = {
+    # A Core insert on the unit of work's connection: no ORM round trip, no RETURNING
+    # (so rowcount is exact), and nothing pending needs flushing for it. The statement is
+    # built once, so its compiled form is found in SQLAlchemy's cache without rebuilding it.
+    return connection.execute(_statement(connection), row).rowcount == 1
+
+
+def record_timeline_entry(
+    *,
+    session: Session,
+    customer_id: str,
+    occurred_at: datetime,
+    kind: str,
+    summary: str,
+    source_key: str,
+    event_id: str | None = None,
+    object_id: str | None = None,
+) -> None:
+    """`add_timeline_entry` for callers that need no answer: queued while the session holds
+    timeline entries (`hold_timeline_entries`), else written at once."""
+    row = _row(customer_id, occurred_at, kind, summary, source_key, event_id, object_id, None)
+    held = session.info.get(_HELD)
+    if held is not None:
+        held.append(row)
+    else:
+        connection = session.connection()
+        connection.execute(_statement(connection), row)
+
+
+def _row(
+    customer_id: str,
+    occurred_at: datetime,
+    kind: str,
+    summary: str,
+    source_key: str,
+    event_id: str | None,
+    object_id: str | None,
+    actor: str | None,
+) -> dict[str, object]:
+    return {
         "customer_id": customer_id,
         "occurred_at": occurred_at,
         "kind": kind,
@@ -49,10 +90,28 @@ def add_timeline_entry(
         "actor": actor,
         "source_key": source_key[:512],
     }
-    # A Core insert on the unit of work's connection: no ORM round trip, no RETURNING
-    # (so rowcount is exact), and nothing pending needs flushing for it. The statement is
-    # built once, so its compiled form is found in SQLAlchemy's cache without rebuilding it.
-    return connection.execute(statement, row).rowcount == 1
+
+
+def hold_timeline_entries(*, session: Session) -> None:
+    """Queue this session's timeline lines until `write_held_timeline_entries`."""
+    session.info.setdefault(_HELD, [])
+
+
+def write_held_timeline_entries(*, session: Session) -> None:
+    """Write the queued lines with one statement (an executemany), in the order they came."""
+    rows = session.info.pop(_HELD, None)
+    if rows:
+        connection = session.connection()
+        connection.execute(_statement(connection), rows)
+
+
+def _statement(connection):
+    statement = _STATEMENTS.get(connection.dialect.name)
+    if statement is None:
+        raise RuntimeError(
+            f"timeline entries need PostgreSQL or SQLite, not {connection.dialect.name}"
+        )
+    return statement
 
 
 _STATEMENTS = {

@@ -23,10 +23,12 @@ from sqlalchemy import Engine
 from sqlmodel import Session
 
 from handlers.stripe.events import InvalidEvent, StripeEvent, parse_event
+from handlers.stripe.prefetch import batch_reads, upserted_objects
 from handlers.stripe.registry import AppliedEvent, Handler, Reaction, handler_for
 from storage import billing, inbox
 from storage.db import session_scope
 from storage.models.inbox import EventStatus
+from storage.timeline import hold_timeline_entries, write_held_timeline_entries
 from storage.types import utcnow
 
 logger = logging.getLogger(__name__)
@@ -100,17 +102,12 @@ def _apply_together(
     applied: list[str] = []
     ignored: list[str] = []
     parsed = [(row, _parse(session, row)) for row in claimed]
+    handled = [event for _, event in parsed if event is not None and options.lookup(event.type)]
     billing.lock_objects(
-        session=session,
-        objects=[
-            (event.object_type, event.object_id)
-            for _, event in parsed
-            if event is not None
-            and event.object_type
-            and event.object_id
-            and options.lookup(event.type)
-        ],
+        session=session, objects=upserted_objects(event.object for event in handled)
     )
+    billing.prefetch_reads(session=session, keys=batch_reads(event.object for event in handled))
+    hold_timeline_entries(session=session)
     for row, event in parsed:
         outcome = _apply_one(session, row, event, options)
         if outcome == _Outcome.APPLIED:
@@ -119,6 +116,7 @@ def _apply_together(
             ignored.append(row.id)
         else:
             result.dead += 1
+    write_held_timeline_entries(session=session)
     now = options.clock()
     inbox.mark_applied(session=session, event_ids=applied, now=now)
     inbox.mark_ignored(

@@ -26,13 +26,12 @@ from handlers.stripe.convert import (
 from handlers.stripe.events import StripeEvent
 from handlers.stripe.recording import add_entry, change_for, once_key
 from handlers.stripe.registry import Change, handles
-from storage.billing import (
+from storage.billing import upsert_charge, upsert_refund
+from storage.links import (
     get_charge,
     invoice_id_for_payment,
     note_invoice_charge,
     refunds_missing_customer,
-    upsert_charge,
-    upsert_refund,
 )
 from storage.models import Charge, Refund
 from storage.money import format_money

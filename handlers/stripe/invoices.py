@@ -29,14 +29,8 @@ from handlers.stripe.convert import (
 from handlers.stripe.events import StripeEvent
 from handlers.stripe.recording import add_entry, change_for, once_key
 from handlers.stripe.registry import Change, handles
-from storage.billing import (
-    Upserted,
-    get_invoice,
-    link_invoice_payment,
-    payment_refs_for_invoice,
-    upsert_invoice,
-    upsert_invoice_payment,
-)
+from storage.billing import Upserted, get_invoice, upsert_invoice, upsert_invoice_payment
+from storage.links import link_invoice_payment, payment_refs_for_invoice
 from storage.models import Invoice
 from storage.money import format_money
 from storage.versioning import Version

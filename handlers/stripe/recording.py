@@ -17,7 +17,7 @@ from sqlmodel import Session
 from handlers.stripe.convert import Source
 from handlers.stripe.registry import Change
 from storage.billing import Upserted
-from storage.timeline import add_timeline_entry
+from storage.timeline import record_timeline_entry
 
 
 def change_for(
@@ -67,7 +67,7 @@ def add_entry(
     """One timeline line; skipped when the object names no customer to hang it on."""
     if not customer_id:
         return
-    add_timeline_entry(
+    record_timeline_entry(
         session=session,
         customer_id=customer_id,
         occurred_at=occurred_at or source.at,

@@ -1,20 +1,30 @@
 """Two workers on PostgreSQL applying events for the same object at once: the row lock taken
 by the upsert's read makes the second wait and then decide on the newest version, so an
-older event can never win by reading before a newer one commits."""
+older event can never win by reading before a newer one commits; and the advisory lock on
+each object's name makes a worker about to create the same new object wait too, instead of
+colliding with the first on the primary key."""
 
 from __future__ import annotations
 
+import json
+import logging
 import threading
 import time
 
 from sqlalchemy import text
 
+from bot.settings import Settings
+from bot.webhook import inbox_event
+from handlers.stripe.apply import ApplyOptions, BatchResult, apply_due_events
 from handlers.stripe.events import parse_event
 from handlers.stripe.registry import handler_for
+from storage import inbox
 from storage.db import make_engine, session_scope
-from storage.models import Invoice
+from storage.models import Customer, Invoice, Subscription
+from storage.models.inbox import EventStatus
 from tests import factories as f
-from tests.handlers.support import fetch
+from tests.handlers.support import fetch, items_of
+from tests.ingest_support import inbox_rows
 
 
 def _apply(engine, raw):
@@ -69,3 +79,120 @@ def test_an_older_event_waits_for_a_newer_one_in_flight(postgres_url):
     row = fetch(engine, Invoice, inv["id"])
     assert (row.status, row.version_event_id) == ("paid", newer["id"])
     engine.dispose()
+
+
+def _queue(engine, events: list[dict]) -> None:
+    settings = Settings(_env_file=None)
+    rows = [
+        inbox_event(parse_event(json.dumps(raw)), payload=json.dumps(raw), source="webhook",
+                    settings=settings)
+        for raw in events
+    ]  # fmt: skip
+    with engine.begin() as connection:
+        inbox.insert_events(connection=connection, events=rows)
+
+
+def _new_objects(number: int) -> tuple[list[dict], list[dict], dict]:
+    """Events that create a customer, its subscription and an invoice, and the events that
+    change each of them next; and what the rows must end as."""
+    cus = f.customer(email=f"first{number}@example.com")
+    seats = f.price(unit_amount=1000)
+    line = f.item(seats, 2)
+    sub = f.subscription(customer=cus["id"], items=[line])
+    inv = f.invoice(customer=cus["id"], subscription=sub["id"], status="draft")
+    more = f.subscription(customer=cus["id"], id=sub["id"], items=[f.item(seats, 5, id=line.id)])
+    at = f.T0 + 10 * number
+    first = [
+        f.event("customer.created", cus, created=at, api_version=f.NEW),
+        f.event("customer.subscription.created", sub, created=at + 1, api_version=f.NEW),
+        f.event("invoice.created", inv, created=at + 2, api_version=f.NEW),
+    ]
+    then = [
+        f.event("customer.updated", {**cus, "email": f"then{number}@example.com"},
+                created=at + 1000, api_version=f.NEW),
+        f.event("customer.subscription.updated", more, created=at + 1001, api_version=f.NEW),
+        f.event("invoice.finalized", {**inv, "status": "open"}, created=at + 1002,
+                api_version=f.NEW),
+    ]  # fmt: skip
+    expected = {"customer": cus["id"], "email": f"then{number}@example.com",
+                "subscription": sub["id"], "item": line.id, "invoice": inv["id"]}  # fmt: skip
+    return first, then, expected
+
+
+def test_two_workers_creating_the_same_new_objects_never_collide(postgres_url, caplog):
+    """Worker A's batch creates three customers, their subscriptions and invoices and is
+    held open; worker B's batch has the next events about the same objects. B waits for A's
+    commit (before it, B found no rows and inserted them too: one batch failed on the key,
+    was split and its events retried), then applies its events to A's rows."""
+    caplog.set_level(logging.INFO, logger="handlers.stripe.apply")
+    engine = make_engine(postgres_url)
+    stories = [_new_objects(number) for number in range(3)]
+    first = [event for story in stories for event in story[0]]
+    then = [event for story in stories for event in story[1]]
+    _queue(engine, first + then)
+    paused, b_applying, proceed = threading.Event(), threading.Event(), threading.Event()
+    results: dict[str, BatchResult] = {}
+    errors: list[BaseException] = []
+
+    def hold_a_open(session, applied) -> None:
+        if threading.current_thread().name == "worker-a" and not paused.is_set():
+            paused.set()  # A holds its batch's locks and has applied its first event
+            proceed.wait(timeout=30)
+        elif threading.current_thread().name == "worker-b":
+            b_applying.set()
+
+    def run(name: str) -> None:
+        own = make_engine(postgres_url)  # its own connections, as a separate process would have
+        try:
+            options = ApplyOptions(batch_size=len(first), reactions=(hold_a_open,))
+            results[name] = apply_due_events(engine=own, options=options)
+        except BaseException as exc:  # reported by the assertions below
+            errors.append(exc)
+        finally:
+            own.dispose()
+
+    worker_a = threading.Thread(target=run, args=("a",), name="worker-a")
+    worker_a.start()
+    assert paused.wait(timeout=30), "worker A never started applying"
+    worker_b = threading.Thread(target=run, args=("b",), name="worker-b")
+    worker_b.start()
+    _wait_until_blocked_or(engine, errors, b_applying)
+    proceed.set()
+    for worker in (worker_a, worker_b):
+        worker.join(timeout=60)
+    assert errors == []
+    assert [r.getMessage() for r in caplog.records if "stripe.batch.split" in r.getMessage()] == []
+    assert (results["a"].applied, results["a"].retrying, results["a"].dead) == (9, 0, 0)
+    assert (results["b"].applied, results["b"].retrying, results["b"].dead) == (9, 0, 0)
+    assert {(row.status, row.attempts) for row in inbox_rows(engine)} == {(EventStatus.APPLIED, 0)}
+    for _, then_events, expected in stories:
+        customer = fetch(engine, Customer, expected["customer"])
+        assert (customer.email, customer.version_event_id) == (
+            expected["email"],
+            then_events[0]["id"],
+        )
+        subscription = fetch(engine, Subscription, expected["subscription"])
+        assert subscription.version_event_id == then_events[1]["id"]
+        assert {
+            i: quantity for i, (_, quantity, _) in items_of(engine, subscription.id).items()
+        } == {expected["item"]: 5}
+        invoice = fetch(engine, Invoice, expected["invoice"])
+        assert (invoice.status, invoice.version_event_id) == ("open", then_events[2]["id"])
+    engine.dispose()
+
+
+def _wait_until_blocked_or(engine, errors: list[BaseException], applying: threading.Event) -> None:
+    """Until the second worker waits for a lock, or (without one to wait for) is applying."""
+    query = text(
+        "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND datname = current_database()"
+    )
+    end = time.monotonic() + 10
+    with engine.connect() as connection:
+        while not applying.is_set():
+            waiting = connection.execute(query).scalar_one()
+            connection.rollback()  # pg_stat_activity is a snapshot per transaction
+            if waiting:
+                return
+            assert not errors, f"a worker failed: {errors[0]!r}"
+            assert time.monotonic() < end, "the second worker neither waited nor applied"
+            time.sleep(0.005)
