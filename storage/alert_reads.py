@@ -4,9 +4,10 @@ read for the whole batch at once, as plain rows.
 The worker's unit of work holds the billing rows its batch writes (`storage/held_rows.py`);
 alerts also read rows the batch does not write: an invoice's customer, the subscription an
 invoice bills. One query per alert for those was a good part of the reaction's cost. Here
-the first miss reads, with one query per table, the customers and subscriptions (with their
-items) named by every invoice, subscription and charge the session has, and remembers them
-for the rest of the transaction (`session.info`).
+a worker batch reads, with one query per table, the customers and subscriptions (with their
+items) its events' invoices, subscriptions and charges name, before it applies them
+(`read_ahead`); a miss reads those named by every invoice, subscription and charge the
+session has. Either way they are remembered for the rest of the transaction (`session.info`).
 
 Callers ask `held_rows` first and come here only for rows the unit of work does not hold.
 Those copies stay exact for the transaction: customers, subscriptions and items are written
@@ -64,6 +65,14 @@ def subscription_items(session: Session, subscription_id: str) -> list[Row[Any]]
     return list(known.items.get(subscription_id, []))
 
 
+def read_ahead(
+    session: Session, *, customer_ids: Iterable[str], subscription_ids: Iterable[str]
+) -> None:
+    """Read these customers and subscriptions (with items) now, with one query per table,
+    for a worker batch whose events will ask about them (`storage.billing.prefetch_reads`)."""
+    _fetch(session, _known(session), set(customer_ids), set(subscription_ids))
+
+
 @dataclass(slots=True)
 class _Known:
     transaction: object
@@ -95,6 +104,10 @@ def _read(
             customers.add(row.customer_id)
         if subscriptions and isinstance(row, Invoice) and row.subscription_id:
             subscriptions.add(row.subscription_id)
+    _fetch(session, known, customers, subscriptions)
+
+
+def _fetch(session: Session, known: _Known, customers: set[str], subscriptions: set[str]) -> None:
     connection = session.connection()  # plain reads: nothing pending is flushed
     for chunk in _chunks(sorted(customers - known.customers.keys())):
         query = select(*CUSTOMER_COLUMNS).where(_CUSTOMER.id.in_(chunk))

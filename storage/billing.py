@@ -21,7 +21,7 @@ from typing import Any, Generic, TypeVar
 from sqlalchemy import inspect
 from sqlmodel import Session, SQLModel, select
 
-from storage import held_rows
+from storage import alert_reads, held_rows
 from storage.models import (
     Charge,
     Customer,
@@ -228,6 +228,10 @@ class BatchReads:
     charge_ids: set[str] = field(default_factory=set)  # charges, their refunds and payments
     payment_intent_ids: set[str] = field(default_factory=set)  # charges and payments
     customer_ids: set[str] = field(default_factory=set)  # their subscriptions and items
+    charges_of_invoices: set[str] = field(default_factory=set)  # charges by invoice_id
+    charges_of_customers: set[str] = field(default_factory=set)  # charges by customer_id
+    facts_customer_ids: set[str] = field(default_factory=set)  # for alerts (alert_reads)
+    facts_subscription_ids: set[str] = field(default_factory=set)  # for alerts, with items
 
 
 def prefetch_reads(*, session: Session, keys: BatchReads) -> None:
@@ -254,6 +258,8 @@ def prefetch_reads(*, session: Session, keys: BatchReads) -> None:
             "id": keys.charge_ids | {invoice.charge_id for invoice in invoices},
             "payment_intent_id": keys.payment_intent_ids
             | {payment.payment_intent_id for payment in payments},
+            "invoice_id": keys.charges_of_invoices,
+            "customer_id": keys.charges_of_customers,
         },
     )
     held_rows.find_rows(session=session, model=Refund, where={"charge_id": keys.charge_ids})
@@ -261,6 +267,9 @@ def prefetch_reads(*, session: Session, keys: BatchReads) -> None:
         session=session, model=Subscription, where={"customer_id": keys.customer_ids}
     )
     held_rows.load_items(session, [subscription.id for subscription in subscriptions])
+    alert_reads.read_ahead(
+        session, customer_ids=keys.facts_customer_ids, subscription_ids=keys.facts_subscription_ids
+    )
 
 
 def customer_subscriptions(

@@ -16,7 +16,8 @@ through) are found the same way, without a lock: `find_rows` reads them with one
 table and remembers, for each (table, column, value) it asked about, that the answer is
 complete. An upsert that creates a row or changes it reports it (`note_row`), and answers
 are filtered by the rows' current values, so they stay exact for the rest of the unit of
-work as long as those columns change only through `storage.billing`'s upserts.
+work as long as those columns change only through `storage.billing`'s upserts or are
+reported too (`storage/links.py` reports a charge whose invoice it fills).
 """
 
 from __future__ import annotations

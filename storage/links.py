@@ -96,6 +96,7 @@ def link_invoice_payment(
     linked = [charge for charge in charges if charge.invoice_id is None]
     for charge in linked:
         charge.invoice_id = invoice_id
+        held_rows.note_row(session, charge)  # now one of the invoice's charges
     invoice = held_rows.get_row(session, Invoice, invoice_id)
     if invoice is not None:
         if invoice.payment_intent_id is None:
@@ -130,7 +131,9 @@ def _charges_paying(
 def note_invoice_charge(*, session: Session, invoice_id: str, charge: Charge) -> None:
     """A charge was found to pay this invoice: fill the invoice's payment intent if unknown,
     and make it the invoice's charge if it has none or this one is later (as `invoice.charge`
-    named the latest attempt before basil)."""
+    named the latest attempt before basil). The caller has just set the charge's
+    `invoice_id`, so the charge is filed among the invoice's charges (`held_rows.note_row`)."""
+    held_rows.note_row(session, charge)
     invoice = held_rows.get_row(session, Invoice, invoice_id)
     if invoice is not None:
         if invoice.payment_intent_id is None:

@@ -7,8 +7,9 @@ Rows are read as the worker's unit of work holds them (`storage/held_rows.py`: t
 read, locked or added, flushed or not), else without a flush: customers and subscriptions
 with the batch's others (`storage/alert_reads.py`), invoices and charges through the
 identity map or the database (new billing rows are always held, and a row changed in place
-is the identity map's own object). Only the searches among charges, invoice payments and
-refunds need the batch's own writes in the database, so they flush first.
+is the identity map's own object). The searches among charges, invoice payments and
+refunds (`handlers/alerts/searches.py`) answer from the batch's memory when it can answer
+exactly, else flush and query.
 """
 
 from __future__ import annotations
@@ -16,9 +17,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, TypeVar
 
-from sqlalchemy import ColumnElement, and_, case, false, or_
-from sqlmodel import Session, SQLModel, col, select
+from sqlmodel import Session, SQLModel
 
+from handlers.alerts import searches
+from handlers.alerts.searches import Failure
 from handlers.slack.cards import AlertFacts
 from handlers.stripe.contacts import invoice_contact
 from storage import alert_reads, billing, held_rows
@@ -26,8 +28,6 @@ from storage.models.billing import (
     Charge,
     Customer,
     Invoice,
-    InvoicePayment,
-    Refund,
     Subscription,
     SubscriptionItem,
 )
@@ -171,75 +171,19 @@ def _message_and_code(message: str | None, code: str | None) -> str | None:
     return f"{message} ({code})" if message and code else (message or code)
 
 
-Failure = tuple[str | None, str | None]  # a charge's failure_message and failure_code
-_FAILURE = (Charge.failure_message, Charge.failure_code)
-
-
 def _failed_charge(session: Session, invoice: Invoice) -> Failure | None:
-    """The newest failed charge of the invoice: linked directly, or through its payment intents
-    (from 2025-03-31.basil on, charges reach invoices only through InvoicePayment); else the
-    newest unlinked one that looks like it (`_unlinked`). One query, reading only the two
-    columns the reason needs."""
+    """The invoice's own charge when it failed (a payload named it), else the search
+    (`handlers/alerts/searches.py`)."""
     if invoice.charge_id:
         charge = stored_row(session, Charge, invoice.charge_id)
         if charge is not None and charge.status == "failed":
             return charge.failure_message, charge.failure_code
-    session.flush()  # the batch's charges and invoice payments, for the search below
-    paid_with = select(InvoicePayment.payment_intent_id).where(
-        InvoicePayment.invoice_id == invoice.id
-    )
-    linked = or_(
-        Charge.invoice_id == invoice.id,
-        col(Charge.payment_intent_id).in_(paid_with.scalar_subquery()),
-        *(
-            [Charge.payment_intent_id == invoice.payment_intent_id]
-            if invoice.payment_intent_id
-            else []
-        ),
-    )
-    statement = (
-        select(*_FAILURE)
-        .where(Charge.status == "failed", or_(linked, _unlinked(invoice)))
-        .order_by(
-            case((linked, 0), else_=1),  # a linked charge first, whatever its age
-            col(Charge.created).desc(),
-            col(Charge.id).desc(),
-        )
-        .limit(1)
-    )
-    found = session.exec(statement).first()
-    return (found[0], found[1]) if found else None
-
-
-def _unlinked(invoice: Invoice) -> ColumnElement[bool]:
-    """From basil on, nothing in an invoice or charge event links the two until the invoice is
-    paid (`invoice_payment.paid`), so a failed attempt's charge is found by what it charged:
-    the customer's newest failed charge of the invoice's amount and currency since the invoice
-    was created, not linked to another invoice. Two unpaid invoices of one amount may share a
-    reason; both failed on the same card."""
-    if invoice.customer_id is None:
-        return false()
-    conditions = [
-        Charge.customer_id == invoice.customer_id,
-        Charge.currency == invoice.currency,
-        Charge.amount == (invoice.amount_remaining or invoice.amount_due),
-        col(Charge.invoice_id).is_(None),
-    ]
-    if invoice.created is not None:
-        conditions.append(col(Charge.created) >= invoice.created)
-    return and_(*conditions)
+    return searches.failed_charge(session, invoice)
 
 
 def refund_facts(session: Session, charge: Charge, *, refunded_now: int) -> AlertFacts:
     facts = customer_facts(session, charge.customer_id, livemode=charge.livemode)
-    session.flush()  # the batch's refunds, for the search below
-    statement = (
-        select(Refund.reason)
-        .where(Refund.charge_id == charge.id)
-        .order_by(col(Refund.created).desc(), col(Refund.id).desc())
-        .limit(1)
-    )
-    latest_reason = session.exec(statement).first()  # None too when there is no refund
+    latest_reason = searches.latest_refund_reason(session, charge.id)
     facts.update(
         currency=charge.currency,
         amount=refunded_now,

@@ -38,6 +38,10 @@ def batch_reads(objects: Iterable[dict[str, Any]]) -> BatchReads:
     keys = BatchReads()
     for obj in objects:
         kind = obj.get("object")
+        if kind in ("invoice", "charge", "subscription"):  # what an alert's facts name
+            keys.facts_customer_ids.add(expandable_id(obj.get("customer")))
+        if kind == "invoice":
+            keys.facts_subscription_ids.add(shapes.invoice_subscription_id(obj))
         if kind == "charge":
             keys.charge_ids.add(expandable_id(obj))
             if not shapes.charge_invoice(obj)[0]:
@@ -45,6 +49,7 @@ def batch_reads(objects: Iterable[dict[str, Any]]) -> BatchReads:
         elif kind == "invoice":
             if shapes.invoice_payment_link(obj) is None:
                 keys.invoice_ids.add(expandable_id(obj))
+            _add_decline_search(keys, obj)
             for payment in shapes.invoice_payments(obj):
                 _add_payment(keys, payment)
         elif kind == "invoice_payment":
@@ -53,9 +58,29 @@ def batch_reads(objects: Iterable[dict[str, Any]]) -> BatchReads:
             keys.charge_ids.add(expandable_id(obj.get("charge")))
         elif kind == "subscription":
             keys.customer_ids.add(expandable_id(obj.get("customer")))
-    for ids in (keys.invoice_ids, keys.charge_ids, keys.payment_intent_ids, keys.customer_ids):
+    for ids in (
+        keys.invoice_ids,
+        keys.charge_ids,
+        keys.payment_intent_ids,
+        keys.customer_ids,
+        keys.charges_of_invoices,
+        keys.charges_of_customers,
+        keys.facts_customer_ids,
+        keys.facts_subscription_ids,
+    ):
         ids.discard(None)  # type: ignore[arg-type]
     return keys
+
+
+def _add_decline_search(keys: BatchReads, invoice: dict[str, Any]) -> None:
+    """What an invoice alert's decline-reason search reads (`handlers/alerts/searches.py`):
+    the invoice's payments, the charges linked to it (by invoice, by its payments' or its
+    own payment intent) and its customer's charges (an unlinked failed attempt)."""
+    invoice_id = expandable_id(invoice)
+    keys.invoice_ids.add(invoice_id)
+    keys.charges_of_invoices.add(invoice_id)
+    keys.payment_intent_ids.add(expandable_id(invoice.get("payment_intent")))
+    keys.charges_of_customers.add(expandable_id(invoice.get("customer")))
 
 
 def _add_payment(keys: BatchReads, payment: dict[str, Any]) -> None:
