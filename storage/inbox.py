@@ -10,17 +10,22 @@ Who guarantees what:
   with `FOR UPDATE SKIP LOCKED`, so concurrent workers take disjoint batches and a row is
   re-checked (`status = 'pending'`) after its lock is granted; on SQLite the transaction began
   with `BEGIN IMMEDIATE` (storage/db.py), so there is only ever one claimer at a time.
+- `claim_turn` makes, on PostgreSQL, claiming a batch and locking its objects one step that
+  one worker at a time takes, so batches queue for shared objects in the order they were
+  claimed (oldest events first); see its docstring for why it cannot deadlock.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import hashlib
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, fields
 from datetime import datetime, timedelta
 from operator import attrgetter
 from typing import Any
 
-from sqlalchemy import Connection, and_, func, or_, select, update
+from sqlalchemy import Connection, and_, func, or_, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session
 
@@ -166,6 +171,44 @@ def claim_due(
         .with_for_update(skip_locked=True)
     )
     return [ClaimedEvent(*row) for row in session.execute(statement)]
+
+
+CLAIM_KEY = int.from_bytes(hashlib.sha256(b"billbot.inbox:claim").digest()[:8], "big", signed=True)
+_TAKE_TURN = text("SELECT pg_advisory_lock(:key)")
+_END_TURN = text("SELECT pg_advisory_unlock(:key)")
+
+
+@contextmanager
+def claim_turn(*, session: Session) -> Iterator[None]:
+    """PostgreSQL: one worker at a time claims a batch and takes its objects' locks.
+
+    Without it two workers claiming at once could take their objects' locks in either order,
+    and the batch with the newer events would then apply them first for an object both
+    batches touch (the version guard kept the row right, but the ledger and the alerts saw
+    the newer event before the older one). Inside the turn the claimer takes every object
+    lock its batch needs (`storage.billing.lock_objects`), waiting for batches claimed before
+    it; only then does the next worker claim. So batches reach each shared object in claim
+    order, which is `created` order.
+
+    The turn is a session-level advisory lock on one fixed key, released when the block
+    ends, not at commit (`pg_advisory_xact_lock` would hold it through the whole batch and
+    serialise the workers). It cannot deadlock: a worker asks for it as the first statement
+    of its transaction, holding no other lock, so nobody waits for a lock held by a worker
+    waiting for the turn; and the holder waits only for batches that already had their turn,
+    which never ask for it again before they commit. If the block raises, the connection is
+    discarded (invalidated), which frees the lock with the server session, so an error can
+    never leave the turn taken. SQLite needs none: `BEGIN IMMEDIATE` admits one writer."""
+    if session.get_bind().dialect.name != "postgresql":
+        yield
+        return
+    connection = session.connection()
+    try:
+        connection.execute(_TAKE_TURN, {"key": CLAIM_KEY})
+        yield
+        connection.execute(_END_TURN, {"key": CLAIM_KEY})
+    except BaseException:
+        connection.invalidate()
+        raise
 
 
 def mark_applied(*, session: Session, event_ids: Sequence[str], now: datetime) -> None:

@@ -10,14 +10,19 @@ If anything in the batch raises, the whole transaction is rolled back and the sa
 are applied again one per transaction, so one bad event is retried on its own (with backoff,
 then parked as dead) and never blocks the others. The one-by-one pass re-claims each event
 (and skips it if another worker took it meanwhile), so no event is applied twice.
+
+On PostgreSQL claiming a batch and locking the rows it will upsert is one step that one
+worker at a time takes (`storage.inbox.claim_turn`), so several workers apply the events
+about one object in the order they were claimed, oldest `created` first.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import Engine
 from sqlmodel import Session
@@ -35,6 +40,7 @@ logger = logging.getLogger(__name__)
 
 Clock = Callable[[], datetime]
 HandlerLookup = Callable[[str], Handler | None]
+_Parsed = tuple[inbox.ClaimedEvent, StripeEvent | None]
 
 
 @dataclass(slots=True)
@@ -77,11 +83,13 @@ def apply_due_events(*, engine: Engine, options: ApplyOptions = ApplyOptions()) 
     claimed_ids: list[str] = []
     try:
         with session_scope(engine) as session:
-            claimed = inbox.claim_due(
-                session=session, now=options.clock(), limit=options.batch_size
-            )
-            claimed_ids = [event.id for event in claimed]
-            result = _apply_together(session, claimed, options)
+            with inbox.claim_turn(session=session):
+                claimed = inbox.claim_due(
+                    session=session, now=options.clock(), limit=options.batch_size
+                )
+                claimed_ids = [event.id for event in claimed]
+                parsed = _lock_batch(session, claimed, options)
+            result = _apply_locked(session, parsed, options)
         return result
     except Exception:
         if len(claimed_ids) <= 1:
@@ -98,15 +106,28 @@ def apply_due_events(*, engine: Engine, options: ApplyOptions = ApplyOptions()) 
 def _apply_together(
     session: Session, claimed: list[inbox.ClaimedEvent], options: ApplyOptions
 ) -> BatchResult:
-    result = BatchResult(claimed=len(claimed))
+    return _apply_locked(session, _lock_batch(session, claimed, options), options)
+
+
+def _lock_batch(
+    session: Session, claimed: list[inbox.ClaimedEvent], options: ApplyOptions
+) -> list[_Parsed]:
+    """Parse the claimed events and lock every row they will upsert (in the claim turn)."""
+    parsed = [(row, _parse(session, row)) for row in claimed]
+    billing.lock_objects(session=session, objects=upserted_objects(_handled(parsed, options)))
+    return parsed
+
+
+def _handled(parsed: list[_Parsed], options: ApplyOptions) -> Iterator[dict[str, Any]]:
+    """The objects of the parsed events that have a handler."""
+    return (e.object for _, e in parsed if e is not None and options.lookup(e.type))
+
+
+def _apply_locked(session: Session, parsed: list[_Parsed], options: ApplyOptions) -> BatchResult:
+    result = BatchResult(claimed=len(parsed))
     applied: list[str] = []
     ignored: list[str] = []
-    parsed = [(row, _parse(session, row)) for row in claimed]
-    handled = [event for _, event in parsed if event is not None and options.lookup(event.type)]
-    billing.lock_objects(
-        session=session, objects=upserted_objects(event.object for event in handled)
-    )
-    billing.prefetch_reads(session=session, keys=batch_reads(event.object for event in handled))
+    billing.prefetch_reads(session=session, keys=batch_reads(_handled(parsed, options)))
     hold_timeline_entries(session=session)
     for row, event in parsed:
         outcome = _apply_one(session, row, event, options)
@@ -123,7 +144,7 @@ def _apply_together(
         session=session, event_ids=ignored, reason="no handler for this event type", now=now
     )
     result.applied, result.ignored = len(applied), len(ignored)
-    if claimed:
+    if parsed:
         logger.debug("stripe.batch.applied applied=%d ignored=%d", len(applied), len(ignored))
     return result
 
@@ -168,10 +189,12 @@ def _apply_alone(engine: Engine, event_id: str, options: ApplyOptions) -> BatchR
     locked by another worker that has taken it since our rollback)."""
     try:
         with session_scope(engine) as session:
-            claimed = inbox.claim_due(
-                session=session, now=options.clock(), limit=1, event_id=event_id
-            )
-            return _apply_together(session, claimed, options)
+            with inbox.claim_turn(session=session):
+                claimed = inbox.claim_due(
+                    session=session, now=options.clock(), limit=1, event_id=event_id
+                )
+                parsed = _lock_batch(session, claimed, options)
+            return _apply_locked(session, parsed, options)
     except Exception as exc:
         error, error_type = f"{type(exc).__name__}: {exc}", type(exc).__name__
         logger.debug("stripe.event.failed event_id=%s", event_id, exc_info=True)

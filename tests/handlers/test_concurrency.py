@@ -1,8 +1,9 @@
 """Two workers on PostgreSQL applying events for the same object at once: the row lock taken
 by the upsert's read makes the second wait and then decide on the newest version, so an
-older event can never win by reading before a newer one commits; and the advisory lock on
+older event can never win by reading before a newer one commits; the advisory lock on
 each object's name makes a worker about to create the same new object wait too, instead of
-colliding with the first on the primary key."""
+colliding with the first on the primary key; and the claim turn makes batches reach a shared
+object in the order they were claimed."""
 
 from __future__ import annotations
 
@@ -11,16 +12,17 @@ import logging
 import threading
 import time
 
-from sqlalchemy import text
+from sqlalchemy import select, text
 
 from bot.settings import Settings
 from bot.webhook import inbox_event
+from handlers.revenue.ledger import mrr_ledger_reaction
 from handlers.stripe.apply import ApplyOptions, BatchResult, apply_due_events
 from handlers.stripe.events import parse_event
 from handlers.stripe.registry import handler_for
 from storage import inbox
 from storage.db import make_engine, session_scope
-from storage.models import Customer, Invoice, Subscription
+from storage.models import Customer, Invoice, MrrMovement, Subscription
 from storage.models.inbox import EventStatus
 from tests import factories as f
 from tests.handlers.support import fetch, items_of
@@ -196,3 +198,85 @@ def _wait_until_blocked_or(engine, errors: list[BaseException], applying: thread
             assert not errors, f"a worker failed: {errors[0]!r}"
             assert time.monotonic() < end, "the second worker neither waited nor applied"
             time.sleep(0.005)
+
+
+def test_two_workers_apply_one_subscription_s_events_in_created_order(postgres_url):
+    """Worker A claims a subscription's creation and is slow to lock its objects; worker B
+    claims next: the same subscription's expansion, 5 s later. B must not apply it before A
+    applies the creation. (It used to: B took the subscription's lock first, A's creation was
+    then stale, and the ledger showed one new line at the later quantity instead of the new
+    subscription and its expansion.)"""
+    engine = make_engine(postgres_url)
+    cus = f.customer()
+    seats = f.price(unit_amount=1000)
+    line = f.item(seats, 2)
+    sub = f.subscription(customer=cus["id"], items=[line])
+    more = f.subscription(customer=cus["id"], id=sub["id"], items=[f.item(seats, 5, id=line.id)])
+    created = f.event("customer.subscription.created", sub, created=f.T0 + 1, api_version=f.NEW)
+    updated = f.event("customer.subscription.updated", more, created=f.T0 + 6, api_version=f.NEW)
+    _queue(engine, [created, updated])
+    a_claimed, b_done = threading.Event(), threading.Event()
+    errors: list[BaseException] = []
+
+    def slow_for_a(event_type: str):
+        if threading.current_thread().name == "worker-a" and not a_claimed.is_set():
+            a_claimed.set()  # A has claimed its batch and not yet locked its objects
+            _wait_until_blocked_or(engine, errors, b_done)
+        return handler_for(event_type)
+
+    def run(name: str) -> None:
+        own = make_engine(postgres_url)  # its own connections, as a separate process would have
+        try:
+            options = ApplyOptions(
+                batch_size=1,
+                reactions=(mrr_ledger_reaction(Settings(_env_file=None)),),
+                lookup=slow_for_a,
+            )
+            apply_due_events(engine=own, options=options)
+        except BaseException as exc:  # reported by the assertions below
+            errors.append(exc)
+        finally:
+            own.dispose()
+            if name == "b":
+                b_done.set()
+
+    worker_a = threading.Thread(target=run, args=("a",), name="worker-a")
+    worker_a.start()
+    assert a_claimed.wait(timeout=30), "worker A never claimed"
+    worker_b = threading.Thread(target=run, args=("b",), name="worker-b")
+    worker_b.start()
+    for worker in (worker_a, worker_b):
+        worker.join(timeout=60)
+    assert errors == []
+    assert {row.status for row in inbox_rows(engine)} == {EventStatus.APPLIED}
+    with session_scope(engine) as session:
+        ledger = session.execute(
+            select(MrrMovement.kind, MrrMovement.event_id).order_by(MrrMovement.id)
+        ).all()
+    assert [tuple(line) for line in ledger] == [
+        ("new", created["id"]),
+        ("expansion", updated["id"]),
+    ]
+    assert fetch(engine, Subscription, sub["id"]).version_event_id == updated["id"]
+    engine.dispose()
+
+
+def test_an_error_in_the_claim_turn_never_leaves_it_taken(postgres_url):
+    """The turn is a session-level lock: if the block raises (here, the transaction aborted by
+    a failed statement, so no unlock could run in it), the connection is discarded and the
+    lock goes with it."""
+    engine = make_engine(postgres_url)
+    try:
+        with session_scope(engine) as session, inbox.claim_turn(session=session):
+            session.execute(text("SELECT 1 / 0"))
+    except Exception as exc:
+        assert "division by zero" in str(exc)
+    else:
+        raise AssertionError("the block should have raised")
+    other = make_engine(postgres_url)  # another worker
+    free = text("SELECT pg_try_advisory_lock(:key)")
+    with other.connect() as connection:
+        assert connection.execute(free, {"key": inbox.CLAIM_KEY}).scalar_one() is True
+        connection.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": inbox.CLAIM_KEY})
+    other.dispose()
+    engine.dispose()
