@@ -7,9 +7,12 @@
   error kept in `last_error`.
 - A row is claimed with a lease before the call, and the `ts` Slack returns is recorded in
   the next transaction, before anything else happens. Updates and thread replies of an
-  alert wait until its post has a `ts`. What is not delivered stays in the table and is
-  picked up by the next sender, after a restart too. The one window for a duplicate is a
-  crash (or a lost database) between Slack accepting a post and that record.
+  alert wait until its post has a `ts`. If the database is lost at that moment, the sender
+  keeps the `ts` in memory and records it first thing once the database answers again,
+  before it sends anything else. What is not delivered stays in the table and is picked up
+  by the next sender, after a restart too. The one window for a duplicate is a crash
+  between Slack accepting a post and that record (or a database outage longer than the
+  lease, when another sender process may take the row).
 - Storms: when more than `SLACK_STORM_THRESHOLD` alert posts of one kind are waiting for a
   channel within `SLACK_STORM_WINDOW_SECONDS`, they are replaced by one summary message;
   their later updates are dropped and their thread replies go to the summary's thread.
@@ -88,9 +91,12 @@ class Sender:
             clock,
         )
         self._ready_at: dict[str, datetime] = {}  # per channel: pacing and Retry-After
+        # Delivered, but the database failed before it could record the `ts` (oldest first).
+        self._unrecorded: list[tuple[OutboxMessage, str | None, str | None]] = []
 
     def step(self) -> float:
         """Send at most one due message per channel; return seconds until more may be due."""
+        self._record_unrecorded()
         now = self.clock()
         with read_scope(self.engine) as session:
             due = outbox.due_messages(session=session, now=now)
@@ -233,7 +239,20 @@ class Sender:
             )
         return response.get("channel"), response.get("ts")
 
+    def _record_unrecorded(self) -> None:
+        """Record what was delivered while the database was away; raises while it still is."""
+        while self._unrecorded:
+            self._write_record(*self._unrecorded[0])
+            self._unrecorded.pop(0)
+
     def _record(self, message: OutboxMessage, channel: str | None, ts: str | None) -> None:
+        try:
+            self._write_record(message, channel, ts)
+        except SQLAlchemyError:
+            self._unrecorded.append((message, channel, ts))  # Slack has it: never send it again
+            raise
+
+    def _write_record(self, message: OutboxMessage, channel: str | None, ts: str | None) -> None:
         now = self.clock()
         with session_scope(self.engine) as session:
             outbox.mark_sent(

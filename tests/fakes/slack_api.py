@@ -15,6 +15,7 @@ import itertools
 import json
 import threading
 from collections import defaultdict, deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -57,6 +58,8 @@ class FakeSlackApi:
         self._failures: dict[str, deque[Failure]] = defaultdict(deque)
         self._lock = threading.Lock()
         self._ts = itertools.count(1)
+        # Called with the method's name after each answer is decided, before it is sent.
+        self.on_answer: Callable[[str], None] | None = None
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
         self._thread = threading.Thread(
             target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
@@ -139,6 +142,8 @@ class FakeSlackApi:
                     method=method, params=params, status=status, headers=headers, response=response
                 )
             )
+        if self.on_answer is not None:
+            self.on_answer(method)
         return status, extra, body
 
     def _answer(

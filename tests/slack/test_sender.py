@@ -8,13 +8,16 @@ from datetime import timedelta
 
 import pytest
 from slack_sdk import WebClient
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import SQLAlchemyError
 
 from bot.sender import Sender, SenderConfig
 from bot.storm import is_storm
 from handlers.slack import copy
 from storage import outbox
-from storage.db import read_scope, session_scope
+from storage.db import make_engine, read_scope, session_scope
 from storage.models import OutboxStatus
+from tests.e2e.tcp_proxy import TcpProxy
 from tests.slack.conftest import BOT_TOKEN, make_settings
 from tests.slack.factories import T0, alerts, failed_payment, outbox_rows
 
@@ -245,3 +248,33 @@ def test_console_mode_prints_each_message_and_marks_it_sent(engine, clock, caplo
         and "Attempt 2 failed too" in printed[2]
     )
     assert {r.status for r in outbox_rows(engine)} == {OutboxStatus.SENT}
+
+
+def test_a_database_lost_after_slack_accepted_the_post_records_it_later_and_never_reposts(
+    postgres_url, settings, slack_api, clock
+):
+    proxy = TcpProxy(*_host_port(postgres_url))
+    proxy.up()
+    engine = make_engine(make_url(postgres_url).set(port=proxy.port).render_as_string(False))
+    try:
+        failed_payment(engine, settings, 1, attempt=1)
+        sender = sender_for(engine, slack_api, clock)
+        slack_api.on_answer = lambda method: proxy.down()  # the database goes as Slack answers
+        with pytest.raises(SQLAlchemyError):
+            sender.step()
+        slack_api.on_answer = None
+        proxy.up()
+        clock.advance(CONFIG.lease + 1)  # the row's claim has lapsed: it would be due again
+        drain(sender, clock, engine)
+        assert len(slack_api.calls_to("chat.postMessage")) == 1
+        (row,) = outbox_rows(engine)
+        assert row.status == OutboxStatus.SENT
+        assert row.sent_ts == slack_api.calls_to("chat.postMessage")[0].response["ts"]
+    finally:
+        proxy.down()
+        engine.dispose()
+
+
+def _host_port(url: str) -> tuple[str, int]:
+    parsed = make_url(url)
+    return parsed.host or "127.0.0.1", parsed.port or 5432
