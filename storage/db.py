@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+import orjson
 from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlmodel import Session
@@ -25,6 +26,12 @@ SQLITE_BUSY_TIMEOUT_MS = 10_000
 
 class DatabaseUnavailable(RuntimeError):
     """The database cannot take a read or a write right now."""
+
+
+def _json_text(value: object) -> str:
+    """JSON columns (raw Stripe objects, Block Kit payloads) through orjson: several times
+    faster than the json module on the worker's path, and the same values read back."""
+    return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
 
 
 def make_engine(url: str, *, pool_size: int = 5, echo: bool = False) -> Engine:
@@ -39,6 +46,8 @@ def make_engine(url: str, *, pool_size: int = 5, echo: bool = False) -> Engine:
         pool_pre_ping=True,
         pool_timeout=5,
         connect_args={"connect_timeout": 5} if parsed.get_backend_name() == "postgresql" else {},
+        json_serializer=_json_text,
+        json_deserializer=orjson.loads,
     )
 
 
@@ -47,6 +56,8 @@ def _sqlite_engine(url: str, *, echo: bool) -> Engine:
         url,
         echo=echo,
         connect_args={"check_same_thread": False, "timeout": SQLITE_BUSY_TIMEOUT_MS / 1000},
+        json_serializer=_json_text,
+        json_deserializer=orjson.loads,
     )
 
     @event.listens_for(engine, "connect")
