@@ -26,6 +26,7 @@ from sqlalchemy import Row, select
 from sqlmodel import Session
 
 from storage.models.billing import Charge, Customer, Invoice, Subscription, SubscriptionItem
+from storage.transaction_memory import transaction_memory
 
 CHUNK = 500  # ids per IN (...) list
 _KNOWN = "alert_reads.known"
@@ -82,11 +83,7 @@ class _Known:
 
 
 def _known(session: Session) -> _Known:
-    known = session.info.get(_KNOWN)
-    transaction = session.get_transaction()
-    if known is None or known.transaction is not transaction:
-        known = session.info[_KNOWN] = _Known(transaction)
-    return known
+    return transaction_memory(session, _KNOWN, _Known)
 
 
 def _read(

@@ -30,6 +30,7 @@ from storage import held_rows
 from storage.insert_once import insert_values_ignoring_conflict
 from storage.models.alerts import Alert
 from storage.models.billing import Charge, Invoice, Subscription
+from storage.transaction_memory import current_memory, transaction_memory
 
 SUBJECT_MODELS = (Invoice, Subscription, Charge)  # what an alert can be about
 SUBJECT_CHUNK = 500  # ids per IN (...) list
@@ -109,12 +110,8 @@ def latest_subject_alert(
 def created_in_transaction(session: Session, alert: Alert) -> bool:
     """True for an alert this transaction inserted: nothing else (a task, say) can refer to it
     yet, since no other transaction can see it."""
-    known = session.info.get(_KNOWN)
-    return (
-        known is not None
-        and known.transaction is session.get_transaction()
-        and (alert.id in known.created)
-    )
+    known = current_memory(session, _KNOWN)
+    return known is not None and alert.id in known.created
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,11 +132,7 @@ class _Known:
 
 
 def _known(session: Session) -> _Known:
-    known = session.info.get(_KNOWN)
-    transaction = session.get_transaction()
-    if known is None or known.transaction is not transaction:
-        known = session.info[_KNOWN] = _Known(transaction)
-    return known
+    return transaction_memory(session, _KNOWN, _Known)
 
 
 def _loaded(session: Session, subject_id: str, alert: Alert | _Opened) -> Alert:

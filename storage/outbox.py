@@ -22,6 +22,7 @@ from storage.insert_once import (
     insert_values_ignoring_conflict,
 )
 from storage.models.outbox import Operation, OutboxMessage, OutboxStatus
+from storage.transaction_memory import current_memory, transaction_memory
 from storage.types import utcnow
 
 _OUTBOX = OutboxMessage.__table__
@@ -85,8 +86,8 @@ def queue_at_commit(
 
 def write_queued(session: Session) -> None:
     """Write the rows `queue_at_commit` keeps for this transaction, if any."""
-    later = session.info.get(_LATER)
-    if later is None or not later.rows or later.transaction is not session.get_transaction():
+    later = current_memory(session, _LATER)
+    if later is None or not later.rows:
         return
     rows, later.rows = later.rows, []
     insert_many_ignoring_conflict(
@@ -101,11 +102,7 @@ class _Later:
 
 
 def _later(session: Session) -> _Later:
-    later = session.info.get(_LATER)
-    transaction = session.get_transaction()
-    if later is None or later.transaction is not transaction:
-        later = session.info[_LATER] = _Later(transaction)
-    return later
+    return transaction_memory(session, _LATER, _Later)
 
 
 def _values(
