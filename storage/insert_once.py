@@ -1,4 +1,4 @@
-"""Insert-or-nothing for ORM rows, without a savepoint.
+"""Insert-or-nothing for the alert and outbox tables, without a savepoint.
 
 `session.begin_nested()` around `session.add` costs a SAVEPOINT, a flush and a RELEASE for
 every alert and outbox row the worker writes, which made reactions its most expensive part.
@@ -18,36 +18,14 @@ from typing import Any
 
 from sqlalchemy import Insert, Table
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.orm import make_transient_to_detached
-from sqlmodel import Session, SQLModel
-
-
-def insert_ignoring_conflict(*, session: Session, row: SQLModel, conflict_on: str) -> int | None:
-    """Insert `row` (a new ORM object with an integer `id` the database assigns) unless a row
-    with the same `conflict_on` value exists. Returns the new id, and makes `row` the
-    session's persistent object for it; None (and `row` left untouched) on a conflict."""
-    table = type(row).__table__
-    values = {
-        column.key: getattr(row, column.key)
-        for column in table.columns
-        if not (column.key == "id" and row.id is None)
-    }
-    new_id = insert_values_ignoring_conflict(
-        session=session, table=table, values=values, conflict_on=conflict_on
-    )
-    if new_id is None:
-        return None
-    row.id = new_id
-    make_transient_to_detached(row)
-    session.add(row)
-    return new_id
+from sqlmodel import Session
 
 
 def insert_values_ignoring_conflict(
     *, session: Session, table: Table, values: dict[str, Any], conflict_on: str
 ) -> int | None:
-    """The same for a row given as column values (columns left out get their defaults), when
-    the caller needs no ORM object: the new id, or None on a conflict."""
+    """Insert a row given as column values (columns left out get their defaults) unless a
+    row with the same `conflict_on` value exists: the new id, or None on a conflict."""
     connection = session.connection()
     statement = _statement(table, conflict_on, connection.dialect.name)
     return connection.execute(statement, values).scalar()

@@ -17,7 +17,6 @@ from sqlalchemy.orm import aliased
 from sqlmodel import Session, col, select
 
 from storage.insert_once import (
-    insert_ignoring_conflict,
     insert_many_ignoring_conflict,
     insert_values_ignoring_conflict,
 )
@@ -42,21 +41,17 @@ def enqueue(
     now: datetime | None = None,
 ) -> OutboxMessage | None:
     """Queue one message; None if a message with this `dedupe_key` was queued before."""
-    write_queued(session)  # rows queued earlier keep their place
-    message = OutboxMessage(
+    message_id = queue_message(
+        session=session,
         dedupe_key=dedupe_key,
         channel=channel,
         operation=operation,
         kind=kind,
         payload=payload,
         alert_id=alert_id,
-        created_at=now or utcnow(),
+        now=now,
     )
-    if insert_ignoring_conflict(session=session, row=message, conflict_on="dedupe_key") is None:
-        return None
-    if operation is Operation.UPDATE and alert_id is not None:
-        _supersede_older_updates(session=session, alert_id=alert_id, newest_id=message.id)
-    return message
+    return None if message_id is None else session.get(OutboxMessage, message_id)
 
 
 def queue_at_commit(
