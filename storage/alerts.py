@@ -18,7 +18,7 @@ as before.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -27,9 +27,10 @@ from sqlalchemy import inspect
 from sqlmodel import Session, col, select
 
 from storage import held_rows
-from storage.insert_once import insert_values_ignoring_conflict
+from storage.insert_once import insert_many_returning_keys, insert_values_ignoring_conflict
 from storage.models.alerts import Alert
 from storage.models.billing import Charge, Invoice, Subscription
+from storage.outbox import before_writing_queued
 from storage.transaction_memory import current_memory, transaction_memory
 
 SUBJECT_MODELS = (Invoice, Subscription, Charge)  # what an alert can be about
@@ -60,32 +61,67 @@ def latest_alert_for_subject(
     return session.exec(statement).first()
 
 
-def open_alert(*, session: Session, values: dict[str, Any]) -> int | None:
-    """Insert a new incident's alert, given as column values; its id, or None when another
-    transaction already opened the incident.
+def open_alert(*, session: Session, values: dict[str, Any], then: Callable[[int], None]) -> None:
+    """Insert a new incident's alert, given as column values, and call `then(id)` once it is
+    in; `then` is not called when another transaction already opened the incident.
 
-    One `INSERT ... ON CONFLICT (incident_key) DO NOTHING RETURNING id` rather than a
-    savepoint around an ORM add: the same one-incident-one-alert guarantee (on PostgreSQL a
-    concurrent opener waits for the other's commit, then inserts nothing). No ORM object is
-    built: the unit of work remembers the new alert, and loads it only if asked for it."""
+    `INSERT ... ON CONFLICT (incident_key) DO NOTHING RETURNING id` rather than a savepoint
+    around an ORM add: the same one-incident-one-alert guarantee (on PostgreSQL a concurrent
+    opener waits for the other's commit, then inserts nothing). An alert about a subject
+    whose alerts the unit of work knows is kept and written with the others it opens, in one
+    statement (`write_opened`), before the transaction next asks about that subject's alerts
+    or writes an outbox row, and at the latest at commit; others are inserted at once. No
+    ORM object is built: the unit of work remembers the new alert, and loads it only if asked
+    for it."""
+    known = _known(session)
+    if values["subject_id"] in known.subjects:
+        if not known.pending:
+            before_writing_queued(session, write_opened)
+        known.pending.append((values, then))
+        known.pending_subjects.add(values["subject_id"])
+        return
     alert_id = insert_values_ignoring_conflict(
         session=session, table=_ALERT, values=values, conflict_on="incident_key"
     )
-    known = _known(session)
+    _opened(known, values, alert_id, then)
+
+
+def write_opened(session: Session) -> None:
+    """Write the alerts `open_alert` kept (in the order they were opened, so their ids
+    increase in that order), and call their `then`s in that order."""
+    known = current_memory(session, _KNOWN)
+    if known is None or not known.pending:
+        return
+    pending, known.pending = known.pending, []
+    known.pending_subjects.clear()
+    ids = insert_many_returning_keys(
+        session=session,
+        table=_ALERT,
+        rows=[values for values, _ in pending],
+        conflict_on="incident_key",
+    )
+    for values, then in pending:
+        _opened(known, values, ids.get(values["incident_key"]), then)
+
+
+def _opened(
+    known: _Known, values: dict[str, Any], alert_id: int | None, then: Callable[[int], None]
+) -> None:
     subject_id = values["subject_id"]
     if alert_id is None:
         known.subjects.discard(subject_id)  # another transaction's alert: ask again
-        return None
+        return
     known.created.add(alert_id)
     if subject_id in known.subjects:
         opened = _Opened(id=alert_id, incident_key=values["incident_key"], kind=values["kind"])
         known.by_subject.setdefault(subject_id, {})[alert_id] = opened
-    return alert_id
+    then(alert_id)
 
 
 def incident_alert(*, session: Session, incident_key: str, subject_id: str) -> Alert | None:
     """The incident's alert, from what the unit of work knows (see the module docstring);
     `subject_id` is what the incident is about. Never flushes."""
+    _write_subject_opened(session, subject_id)
     if _covers(session, subject_id):
         alerts = _known(session).by_subject.get(subject_id, {}).values()
         found = next((alert for alert in alerts if alert.incident_key == incident_key), None)
@@ -98,6 +134,7 @@ def latest_subject_alert(
     *, session: Session, subject_id: str, kinds: Iterable[str]
 ) -> Alert | None:
     """`latest_alert_for_subject` from what the unit of work knows. Never flushes."""
+    _write_subject_opened(session, subject_id)
     if not _covers(session, subject_id):
         session.flush()  # alerts developed in this transaction, whose kind the query filters on
         return latest_alert_for_subject(session=session, subject_id=subject_id, kinds=kinds)
@@ -112,6 +149,15 @@ def created_in_transaction(session: Session, alert: Alert) -> bool:
     yet, since no other transaction can see it."""
     known = current_memory(session, _KNOWN)
     return known is not None and alert.id in known.created
+
+
+def _write_subject_opened(session: Session, subject_id: str) -> None:
+    """Alerts opened and kept are written before their subject's alerts are asked about, so
+    the answer is the one an insert at once would have given (another transaction's alert,
+    not the one kept, when that one lost the incident)."""
+    known = current_memory(session, _KNOWN)
+    if known is not None and subject_id in known.pending_subjects:
+        write_opened(session)
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,6 +175,8 @@ class _Known:
     subjects: set[str] = field(default_factory=set)  # subjects whose alerts are all known
     by_subject: dict[str, dict[int, Alert | _Opened]] = field(default_factory=dict)  # by id
     created: set[int] = field(default_factory=set)  # ids of alerts this transaction inserted
+    pending: list[tuple[dict[str, Any], Callable[[int], None]]] = field(default_factory=list)
+    pending_subjects: set[str] = field(default_factory=set)  # subjects of `pending` alerts
 
 
 def _known(session: Session) -> _Known:

@@ -31,6 +31,20 @@ def insert_values_ignoring_conflict(
     return connection.execute(statement, values).scalar()
 
 
+def insert_many_returning_keys(
+    *, session: Session, table: Table, rows: list[dict[str, Any]], conflict_on: str
+) -> dict[Any, int]:
+    """Several rows given as column values (each with the same columns), as multi-row
+    `INSERT ... ON CONFLICT DO NOTHING RETURNING id, <conflict_on>` statements (SQLAlchemy's
+    "insertmanyvalues": one statement per 1,000 rows), inserted in the order given: the new
+    ids by `conflict_on` value; a row whose value exists already is not among them."""
+    if not rows:
+        return {}
+    connection = session.connection()
+    statement = _statement(table, conflict_on, connection.dialect.name, returning_key=True)
+    return {key: new_id for new_id, key in connection.execute(statement, rows)}
+
+
 def insert_many_ignoring_conflict(
     *, session: Session, table: Table, rows: list[dict[str, Any]], conflict_on: str
 ) -> None:
@@ -44,10 +58,17 @@ def insert_many_ignoring_conflict(
 
 @functools.cache
 def _statement(
-    table: Table, conflict_on: str, dialect_name: str, *, returning: bool = True
+    table: Table,
+    conflict_on: str,
+    dialect_name: str,
+    *,
+    returning: bool = True,
+    returning_key: bool = False,
 ) -> Insert:
     """Built once: the values go in as parameters, so SQLAlchemy's compiled cache is hit
     (a fresh `.values(...)` per row cost more than the savepoint it replaced)."""
     dialect = postgresql if dialect_name == "postgresql" else sqlite
     statement = dialect.insert(table).on_conflict_do_nothing(index_elements=[conflict_on])
+    if returning_key:
+        return statement.returning(table.c.id, table.c[conflict_on])
     return statement.returning(table.c.id) if returning else statement

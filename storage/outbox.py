@@ -7,7 +7,7 @@ picked up again once its lease runs out.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -74,15 +74,36 @@ def queue_at_commit(
     later.rows.append(
         _values(dedupe_key, channel, operation, kind, payload, alert_id, now or utcnow())
     )
+    _write_at_commit(session)
+
+
+def before_writing_queued(session: Session, write: Callable[[Session], None]) -> None:
+    """Have `write(session)` called once, before this transaction's queued rows are next
+    written (at the next `queue_message` or at commit, whether or not rows are queued): for
+    rows those messages refer to that are kept to be written together too (the alerts a
+    worker batch opens, `storage/alerts.py`). It may queue messages (`queue_at_commit`);
+    they are written with the others, after those queued before them."""
+    later = _later(session)
+    if write not in later.first:
+        later.first.append(write)
+    _write_at_commit(session)
+
+
+def _write_at_commit(session: Session) -> None:
     if not session.info.get(_WRITES_AT_COMMIT):
         event.listen(session, "before_commit", write_queued)
         session.info[_WRITES_AT_COMMIT] = True
 
 
 def write_queued(session: Session) -> None:
-    """Write the rows `queue_at_commit` keeps for this transaction, if any."""
+    """Write the rows `queue_at_commit` keeps for this transaction, if any (after calling
+    what `before_writing_queued` asked for)."""
     later = current_memory(session, _LATER)
-    if later is None or not later.rows:
+    if later is None:
+        return
+    while later.first:
+        later.first.pop(0)(session)
+    if not later.rows:
         return
     rows, later.rows = later.rows, []
     insert_many_ignoring_conflict(
@@ -94,6 +115,7 @@ def write_queued(session: Session) -> None:
 class _Later:
     transaction: object
     rows: list[dict[str, Any]] = field(default_factory=list)
+    first: list[Callable[[Session], None]] = field(default_factory=list)
 
 
 def _later(session: Session) -> _Later:

@@ -39,11 +39,12 @@ def apply_development(
     event: StripeEvent,
     settings: Settings,
     now: datetime,
-) -> int | None:
-    """The id of the alert opened or developed; None when nothing changed."""
+) -> None:
+    """Open the incident's alert, develop it, or do nothing (nothing changed)."""
     if development.existing is None:
-        return _open(session, development, event=event, settings=settings, now=now)
-    return _develop(session, development, development.existing, event=event, now=now)
+        _open(session, development, event=event, settings=settings, now=now)
+    else:
+        _develop(session, development, development.existing, event=event, now=now)
 
 
 def _open(
@@ -53,7 +54,9 @@ def _open(
     event: StripeEvent,
     settings: Settings,
     now: datetime,
-) -> int | None:
+) -> None:
+    """Open a new incident's alert; its post is queued once the alert is in (the worker's
+    unit of work writes the alerts it opens together: `storage.alerts.open_alert`)."""
     log = {
         "event_id": event.id,
         "incident_key": development.incident_key,
@@ -62,16 +65,33 @@ def _open(
     if not development.may_open or get_alert_by_incident(
         session=session, incident_key=development.incident_key, subject_id=development.subject_id
     ):
-        return None
+        return
     if not big_enough(development.kind, development.amount, settings):
         logger.info("alerts.below_minimum", extra=log)
-        return None
+        return
     channel = channel_for(development.kind, settings)
     if channel is None:
         logger.warning("alerts.no_channel", extra=log)
-        return None
+        return
     facts = development.facts.to_json()
-    alert_id = open_alert(
+
+    def post(alert_id: int) -> None:
+        payload = blocks.alert_message(
+            new_alert_card(alert_id=alert_id, kind=development.kind, facts=facts)
+        )
+        queue_at_commit(
+            session=session,
+            dedupe_key=f"alert:{alert_id}:post",
+            channel=channel,
+            operation=Operation.POST,
+            kind=development.kind,
+            payload=payload,
+            alert_id=alert_id,
+            now=now,
+        )
+        logger.info("alerts.opened", extra={**log, "alert_id": alert_id})
+
+    open_alert(
         session=session,
         values={
             "incident_key": development.incident_key,
@@ -86,35 +106,19 @@ def _open(
             "created_at": now,
             "updated_at": now,
         },
+        then=post,
     )
-    if alert_id is None:
-        return None
-    payload = blocks.alert_message(
-        new_alert_card(alert_id=alert_id, kind=development.kind, facts=facts)
-    )
-    queue_at_commit(
-        session=session,
-        dedupe_key=f"alert:{alert_id}:post",
-        channel=channel,
-        operation=Operation.POST,
-        kind=development.kind,
-        payload=payload,
-        alert_id=alert_id,
-        now=now,
-    )
-    logger.info("alerts.opened", extra={**log, "alert_id": alert_id})
-    return alert_id
 
 
 def _develop(
     session: Session, development: Development, alert: Alert, *, event: StripeEvent, now: datetime
-) -> int | None:
+) -> None:
     state = development.state or AlertState(alert.state)
     before = progress(alert.kind, alert.state, AlertFacts.model_validate(alert.facts))
     if alert.last_event_id == event.id or before == progress(
         development.kind, state, development.facts
     ):
-        return None
+        return
     previous_kind = alert.kind
     alert.kind, alert.state, alert.facts = development.kind, state, development.facts.to_json()
     if state is AlertState.RECOVERED and alert.recovered_at is None:
@@ -129,7 +133,6 @@ def _develop(
     logger.info(
         "alerts.developed", extra={"event_id": event.id, "alert_id": alert.id, "kind": alert.kind}
     )
-    return alert.id
 
 
 def bump(
