@@ -1,19 +1,29 @@
 """Queries for alerts. Keyword-only; the caller owns the session (one unit of work).
 
 **What the worker's unit of work knows about alerts.** Every alerting event asks "has this
-incident an alert?" (and a cancellation asks for the subscription's latest one). Answering
+incident an alert?" (and a cancellation asks for the subject's latest one). Answering
 with a query each time was most of the alert reaction's cost, so the worker's unit of work
 reads the alerts of the subjects it holds (the invoices, subscriptions and charges its batch
 is about, `storage/held_rows.py`) with one query, the first time it asks about one it does
-not know yet (a round: rows created and flushed since the last one join the next), and
-remembers the alerts it inserts (`session.info`, reset with each transaction). A subject it
-created and has not flushed has no alerts but its own. The answers stay exact for
-the rest of the transaction: a subject's alerts are only ever written by a worker applying
-an event about that subject, and the subject's row is locked by this transaction (or was
-inserted by it), so no other transaction can add one meanwhile; and an alert's
-`incident_key` and `subject_id` are written together, from one development. Subjects the
-unit of work does not hold (a reaction run outside the worker) are asked about with a query,
-as before.
+not know yet (a round: rows loaded since the last one join the next), and remembers the
+alerts it opens (`session.info`, reset with each transaction). A subject it created has no
+alerts but its own, whether or not it was flushed since (so it is never read). The answers
+stay exact for the rest of the transaction: a subject's alerts are only ever written by a
+worker applying an event about that subject, and the subject's row is locked by this
+transaction (or was inserted by it), so no other transaction can add one meanwhile; and an
+alert's `incident_key` and `subject_id` are written together, from one development.
+Subjects the unit of work does not hold (a reaction run outside the worker) are asked about
+with a query, as before.
+
+**Alerts the unit of work opens are written together.** An alert about a subject it knows
+is kept in memory (`open_alert`) and written with the others it opened since, in one
+multi-row `INSERT ... ON CONFLICT (incident_key) DO NOTHING RETURNING` (`write_opened`):
+before the transaction next asks about that subject's alerts, before it writes an outbox row
+(`storage.outbox.before_writing_queued`: an alert's post is queued once its id is known, so
+outbox ids keep the order of events), and at commit. Ids still increase in the order the
+alerts were opened. An incident another transaction opened meanwhile (the guarantee above
+makes that a bug elsewhere, but it is still handled as an insert at once would) gets no
+alert, no post and no memory here: its subject is asked about again, after the write.
 """
 
 from __future__ import annotations
@@ -23,7 +33,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import inspect
+from sqlalchemy import event, inspect
 from sqlmodel import Session, col, select
 
 from storage import held_rows
@@ -36,6 +46,7 @@ from storage.transaction_memory import current_memory, transaction_memory
 SUBJECT_MODELS = (Invoice, Subscription, Charge)  # what an alert can be about
 SUBJECT_CHUNK = 500  # ids per IN (...) list
 _KNOWN = "alerts.known"
+_WATCHING = "alerts.watching_inserts"
 _ALERT = Alert.__table__
 
 
@@ -110,6 +121,7 @@ def _opened(
     subject_id = values["subject_id"]
     if alert_id is None:
         known.subjects.discard(subject_id)  # another transaction's alert: ask again
+        known.lost.add(subject_id)
         return
     known.created.add(alert_id)
     if subject_id in known.subjects:
@@ -177,6 +189,7 @@ class _Known:
     created: set[int] = field(default_factory=set)  # ids of alerts this transaction inserted
     pending: list[tuple[dict[str, Any], Callable[[int], None]]] = field(default_factory=list)
     pending_subjects: set[str] = field(default_factory=set)  # subjects of `pending` alerts
+    lost: set[str] = field(default_factory=set)  # subjects another transaction opened one of
 
 
 def _known(session: Session) -> _Known:
@@ -207,6 +220,9 @@ def _covers(session: Session, subject_id: str) -> bool:
     if inspect(row).pending:  # inserted by this transaction: only its own alerts
         known.subjects.add(subject_id)
         return True
+    if not session.info.get(_WATCHING):
+        event.listen(session, "pending_to_persistent", _inserted)
+        session.info[_WATCHING] = True
     wanted = {subject_id} | {
         obj.id
         for obj in session.identity_map.values()
@@ -216,6 +232,20 @@ def _covers(session: Session, subject_id: str) -> bool:
     }
     _read_subjects(session, known, sorted(wanted))
     return True
+
+
+def _inserted(session: Session, row: object) -> None:
+    """A row this transaction inserted was flushed: a subject among them has no alerts but
+    the ones this transaction opened (as while it was pending), so it needs no read."""
+    if type(row) in SUBJECT_MODELS:
+        known = current_memory(session, _KNOWN)
+        subject_id = row.id  # type: ignore[attr-defined]
+        if (
+            known is not None
+            and subject_id not in known.lost
+            and held_rows.held_row(session, type(row), subject_id) is row  # type: ignore[arg-type]
+        ):
+            known.subjects.add(subject_id)
 
 
 def _held_subject(session: Session, subject_id: str) -> Invoice | Subscription | Charge | None:
