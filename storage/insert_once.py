@@ -6,6 +6,10 @@ every alert and outbox row the worker writes, which made reactions its most expe
 new?) in one statement, and on PostgreSQL a concurrent inserter of the same key waits for
 the other transaction and then inserts nothing, exactly as the unique constraint did.
 
+Several rows at once (`insert_many_returning_keys`, the alerts a worker batch opens) are one
+multi-row statement with the same guarantee for each row; the rows that conflicted are the
+ones missing from what it returns.
+
 The statement runs on the session's connection: it flushes nothing (the tables written this
 way have no foreign keys, and their rows are never left pending), so the caller's pending
 rows are written when the caller flushes or commits.
