@@ -26,7 +26,8 @@ import hashlib
 from collections.abc import Iterable
 from typing import Any, TypeVar
 
-from sqlalchemy import or_, text
+from sqlalchemy import String, any_, bindparam, or_, text
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlmodel import Session, SQLModel, select
 
 from storage.models import SubscriptionItem
@@ -74,10 +75,9 @@ def lock_rows(*, session: Session, model: type[SQLModel], ids: Iterable[str]) ->
     lock in the same order), and remember which ids have no row."""
     held = _rows(session)
     wanted = sorted({object_id for object_id in ids if (model, object_id) not in held})
-    for first in range(0, len(wanted), LOCK_CHUNK):
-        chunk = wanted[first : first + LOCK_CHUNK]
-        query = select(model).where(model.id.in_(chunk)).order_by(model.id).with_for_update()
-        found = {row.id: row for row in session.exec(query)}
+    for chunk in _chunks(session, wanted):
+        query = select(model).where(_one_of(session, model.id, chunk))
+        found = {row.id: row for row in session.exec(query.order_by(model.id).with_for_update())}
         for object_id in chunk:
             held[(model, object_id)] = found.get(object_id)
 
@@ -120,8 +120,7 @@ def find_rows(
         for value in wanted:
             found[(model, column, value)] = {}
         chunks += [
-            getattr(model, column).in_(wanted[first : first + LOCK_CHUNK])
-            for first in range(0, len(wanted), LOCK_CHUNK)
+            _one_of(session, getattr(model, column), chunk) for chunk in _chunks(session, wanted)
         ]
     rows: list[RowT] = []
     if chunks:
@@ -186,11 +185,11 @@ def load_items(session: Session, subscription_ids: Iterable[str]) -> None:
     """Read the items of these (stored) subscriptions with one query per chunk."""
     held = _items(session)
     wanted = sorted({sub_id for sub_id in subscription_ids if sub_id not in held})
-    for first in range(0, len(wanted), LOCK_CHUNK):
-        chunk = wanted[first : first + LOCK_CHUNK]
+    for chunk in _chunks(session, wanted):
         for sub_id in chunk:
             held[sub_id] = []
-        query = select(SubscriptionItem).where(SubscriptionItem.subscription_id.in_(chunk))
+        column = SubscriptionItem.subscription_id
+        query = select(SubscriptionItem).where(_one_of(session, column, chunk))
         for item in session.exec(query):
             held[item.subscription_id].append(item)
 
@@ -210,6 +209,27 @@ def held_items(session: Session, subscription_id: str) -> list[SubscriptionItem]
 
 def hold_items(session: Session, subscription_id: str, items: list[SubscriptionItem]) -> None:
     _items(session)[subscription_id] = list(items)
+
+
+def _chunks(session: Session, values: list[str]) -> list[list[str]]:
+    """The values in lists of at most `LOCK_CHUNK` (SQLite: one bound parameter each), or
+    in one list on PostgreSQL, where a list is a single array parameter (`_one_of`)."""
+    if _on_postgresql(session):
+        return [values] if values else []
+    return [values[first : first + LOCK_CHUNK] for first in range(0, len(values), LOCK_CHUNK)]
+
+
+def _one_of(session: Session, column, values: list[str]):
+    """`column IN (...)`; on PostgreSQL `column = ANY(:array)`, one parameter however many
+    values: the statement is compiled once and cached, and the server parses one array
+    instead of a list of parameters (thousands per worker batch)."""
+    if _on_postgresql(session):
+        return column == any_(bindparam(None, values, type_=ARRAY(String)))
+    return column.in_(values)
+
+
+def _on_postgresql(session: Session) -> bool:
+    return session.get_bind().dialect.name == "postgresql"
 
 
 def _rows(session: Session) -> dict[tuple[type[SQLModel], str], Any]:

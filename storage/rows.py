@@ -73,4 +73,10 @@ def assign(row: SQLModel, values: dict[str, Any]) -> None:
 
 
 def snapshot(row: SQLModel) -> RowSnapshot:
-    return RowSnapshot(**{name: getattr(row, name) for name in column_names(type(row))})
+    """The row's column values, read from its instance dict (what the attributes return,
+    without the instrumentation's per-attribute cost); a column that is not loaded there
+    (expired) is read through its attribute, which loads it."""
+    names, values = column_names(type(row)), row.__dict__
+    if all(name in values for name in names):
+        return RowSnapshot(**{name: values[name] for name in names})
+    return RowSnapshot(**{name: getattr(row, name) for name in names})

@@ -58,12 +58,20 @@ def handled_types() -> frozenset[str]:
     return frozenset(HANDLERS)
 
 
+_loaded: list[bool] = []
+
+
 def _load_handlers() -> None:
-    # Importing the modules runs their @handles decorators. Done lazily, once.
+    # Importing the modules runs their @handles decorators. Done lazily, once (the worker
+    # looks a handler up several times per event).
+    if _loaded:
+        return
     import handlers.stripe.charges  # noqa: F401
     import handlers.stripe.customers  # noqa: F401
     import handlers.stripe.invoices  # noqa: F401
     import handlers.stripe.subscriptions  # noqa: F401
+
+    _loaded.append(True)
 
 
 @dataclass(frozen=True, slots=True)

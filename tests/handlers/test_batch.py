@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 from sqlalchemy import Engine
+from sqlalchemy import event as sa_event
 from sqlmodel import Session, select
 
 from handlers.stripe.apply import ApplyOptions, _apply_together
@@ -123,3 +124,25 @@ def test_a_batch_locks_the_invoice_payments_its_invoices_carry():
         ("invoice_payment", payment["id"]),
         ("customer", "cus_lock"),
     ]
+
+
+@pytest.mark.parametrize("api_version", [f.OLD, f.NEW])
+def test_a_batch_writes_its_rows_in_one_flush(engine, api_version):
+    """The store reads what a batch needs before it writes anything: applying a whole
+    history (links, refunds before their charge, items replaced) flushes once, at the end,
+    never before a lookup mid-batch (reactions are another module's business)."""
+    events = history(api_version, "fl")
+    random.Random(7).shuffle(events)
+    claimed = [
+        ClaimedEvent(raw["id"], raw["type"], "webhook", json.dumps(raw), 0) for raw in events
+    ]
+    flushes: list[int] = []
+    with session_scope(engine) as session:
+
+        @sa_event.listens_for(session, "before_flush")
+        def count(session: Session, _context: object, _instances: object) -> None:
+            flushes.append(len(session.new) + len(session.dirty))
+
+        result = _apply_together(session, claimed, ApplyOptions())
+    assert result.applied == len(events)
+    assert len(flushes) == 1
