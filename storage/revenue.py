@@ -53,7 +53,9 @@ class MrrHistoryEntry:
 class LedgerFacts:
     """What the ledger must know about a customer before recording an event's movements."""
 
-    subscription_ids: list[str]  # the customer's subscriptions in the database
+    # the customer's subscriptions in the database (and possibly some the unit of work
+    # holds: storage/store_mrr.py checks every id against the held row or the stored one)
+    subscription_ids: list[str]
     event_has_lines: bool  # the event already wrote ledger lines for the customer
     has_recorded_mrr: bool  # the customer has `customer_mrr` rows
 
@@ -72,6 +74,31 @@ def ledger_facts(session: Session, *, customer_id: str, event_id: str) -> Ledger
         else:
             facts.add(fact)
     return LedgerFacts(subscription_ids, "line" in facts, "recorded" in facts)
+
+
+def ledger_facts_of_many(
+    session: Session, *, customer_ids: Iterable[str], event_ids: Iterable[str]
+) -> tuple[dict[str, list[str]], set[tuple[str, str]]]:
+    """`ledger_facts` for many customers and events at once, with two queries per chunk of
+    customers: each customer's subscription ids in the database, and the (customer, event)
+    pairs among them that have ledger lines. Pending changes are not flushed, as there."""
+    ids = sorted(set(customer_ids))
+    events = sorted(set(event_ids))
+    subscriptions: dict[str, list[str]] = {customer_id: [] for customer_id in ids}
+    lines: set[tuple[str, str]] = set()
+    connection = session.connection()
+    for first in range(0, len(ids), IN_CHUNK):
+        chunk = ids[first : first + IN_CHUNK]
+        for customer_id, subscription_id in connection.execute(
+            _SUBSCRIPTIONS_OF_CUSTOMERS, {"customer_ids": chunk}
+        ):
+            subscriptions[customer_id].append(subscription_id)
+        for start in range(0, len(events), IN_CHUNK):
+            parameters = {"customer_ids": chunk, "event_ids": events[start : start + IN_CHUNK]}
+            lines.update(
+                (c, e) for c, e in connection.execute(_CUSTOMER_EVENTS_WITH_LINES, parameters)
+            )
+    return subscriptions, lines
 
 
 def lock_customers_mrr(
@@ -107,6 +134,17 @@ _LEDGER_FACTS = union_all(
     select(null(), literal_column("'recorded'")).where(
         exists().where(_CUSTOMER_MRR.c.customer_id == bindparam("customer_id"))
     ),
+)
+_SUBSCRIPTIONS_OF_CUSTOMERS = select(_SUBSCRIPTION.c.customer_id, _SUBSCRIPTION.c.id).where(
+    _SUBSCRIPTION.c.customer_id.in_(bindparam("customer_ids", expanding=True))
+)
+_CUSTOMER_EVENTS_WITH_LINES = (
+    select(_MOVEMENT.c.customer_id, _MOVEMENT.c.event_id)
+    .where(
+        _MOVEMENT.c.customer_id.in_(bindparam("customer_ids", expanding=True)),
+        _MOVEMENT.c.event_id.in_(bindparam("event_ids", expanding=True)),
+    )
+    .distinct()
 )
 _LOCK_CUSTOMER_MRR = (
     select(CustomerMrr)

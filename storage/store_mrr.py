@@ -14,6 +14,8 @@ stays exact for the rest of the transaction. So:
   read after the lock the ledger took (storage/ledger_memory.py);
 - which subscriptions the customer has comes from the database (`stored_ids`, or one
   indexed query), plus the held ones that are new or have moved and are not flushed yet.
+  `stored_ids` may name more (the ledger adds those the unit of work has given the customer,
+  storage/ledger_memory.py): each id is checked against the held row, or the stored one.
 
 Only a pending change to a subscription or item the store does not hold (a backfill, a test
 writing rows by hand) would make the database's answer stale: then the session is flushed
@@ -27,13 +29,12 @@ from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
 from decimal import Decimal
-from itertools import chain
 from typing import Any
 
 from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session, attributes
 
-from storage.held_rows import held_items
+from storage.held_rows import held_items, held_row, held_subscription_ids
 from storage.models.billing import Subscription, SubscriptionItem
 from storage.mrr import DEFAULT_POLICY, MrrPolicy, paused_mrr, subscription_mrr
 
@@ -44,7 +45,15 @@ _SUBSCRIPTION = Subscription.__table__
 _ITEM = SubscriptionItem.__table__
 _MRR_SUBSCRIPTION_COLUMNS = tuple(
     _SUBSCRIPTION.c[name]
-    for name in ("id", "currency", "status", "discounts", "cancel_at_period_end", "cancel_at")
+    for name in (
+        "id",
+        "customer_id",
+        "currency",
+        "status",
+        "discounts",
+        "cancel_at_period_end",
+        "cancel_at",
+    )  # fmt: skip
 )
 _MRR_ITEM_COLUMNS = tuple(
     _ITEM.c[name]
@@ -91,53 +100,78 @@ def customer_subscriptions(
 ) -> list[tuple[Any, list[Any]]]:
     """The customer's subscriptions with their items: the store's held objects, database
     rows for the rest (see the module docstring)."""
-    if _unheld_pending(session):
+    pending = _pending_held_subscriptions(session)
+    if pending is None:  # a pending change the store does not hold
         session.flush()
         stored_ids = None  # read again: the flush may have added or moved subscriptions
+        pending = []
     if stored_ids is None:
         parameters = {"customer_id": customer_id}
         stored_ids = session.connection().execute(_IDS_OF_CUSTOMER, parameters).scalars().all()
-    stored = set(stored_ids)
     found: list[tuple[Any, list[Any]]] = []
+    taken: set[str] = set()  # ids answered from the unit of work
     unheld: list[str] = []
-    for sub_id in stored:
+    for sub_id in set(stored_ids):
         items = held_items(session, sub_id)
-        held = session.identity_map.get(session.identity_key(Subscription, sub_id))
+        held = held_row(session, Subscription, sub_id) or session.identity_map.get(
+            session.identity_key(Subscription, sub_id)
+        )
         if items is None or held is None:
             unheld.append(sub_id)
-        elif held.customer_id == customer_id:
+            continue
+        taken.add(sub_id)
+        if held.customer_id == customer_id:
             found.append((held, items))
-    for held in _pending(session, Subscription):  # held by now, or the session was flushed
-        if held.customer_id == customer_id and held.id not in stored:
+    for held in pending:
+        if held.customer_id == customer_id and held.id not in taken:
             found.append((held, held_items(session, held.id) or []))
     if unheld:
         rows = _rows(session, _MRR_SUBSCRIPTION_COLUMNS, _SUBSCRIPTION.c.id, unheld)
         items_of: dict[str, list[Any]] = defaultdict(list)
         for item in _rows(session, _MRR_ITEM_COLUMNS, _ITEM.c.subscription_id, unheld):
             items_of[item.subscription_id].append(item)
-        found.extend((row, items_of[row.id]) for row in rows)
+        found.extend((row, items_of[row.id]) for row in rows if row.customer_id == customer_id)
     return found
 
 
-def _unheld_pending(session: Session) -> bool:
-    """Whether the session has a pending subscription or item the store does not hold (one
-    whose database row a flush would change without the store knowing)."""
-    for obj in _pending(session, Subscription, SubscriptionItem, deleted=True):
+def _pending_held_subscriptions(session: Session) -> list[Subscription] | None:
+    """The pending (new or changed) subscriptions, or None when the session has a pending
+    subscription or item the store does not hold (one whose database row a flush would
+    change without the store knowing).
+
+    This runs for every change the ledger records, while a batch's whole unit of work is
+    pending, so it reads the session's own bookkeeping (what `session.new`, `session.dirty`
+    and `session.deleted` are built from) instead of building those sets each time."""
+    held = held_subscription_ids(session)
+    deleted = session._deleted
+    kinds = (Subscription, SubscriptionItem)
+    # Filtered first with the cheapest test there is (a persistent state's key names its
+    # class): the batch's pending rows are mostly other tables'.
+    changed = [state for state in session.identity_map._modified if state.key[0] in kinds]
+    objects = [obj for obj in session._new.values() if type(obj) in kinds]
+    objects += [state.obj() for state in changed if state not in deleted]
+    pending: list[Subscription] = []
+    for obj in objects:
         if type(obj) is Subscription:
-            if held_items(session, obj.id) is None:
-                return True
-        elif held_items(session, obj.subscription_id) is None or _moved(obj):
-            return True
-    return False
-
-
-def _pending(session: Session, *models: type, deleted: bool = False) -> list[Any]:
-    objects = chain(session.new, session.dirty, session.deleted if deleted else ())
-    return [obj for obj in objects if type(obj) in models]
+            if obj.id not in held:
+                return None
+            pending.append(obj)
+        elif obj.subscription_id not in held or _moved(obj):
+            return None
+    for obj in deleted.values():
+        if type(obj) is Subscription:
+            if obj.id not in held:
+                return None
+        elif type(obj) is SubscriptionItem and (obj.subscription_id not in held or _moved(obj)):
+            return None
+    return pending
 
 
 def _moved(item: SubscriptionItem) -> bool:
-    """An item given to another subscription (its old one may not be held)."""
+    """An item given to another subscription (its old one may not be held). Only an
+    attribute with a committed value recorded can have one to differ from."""
+    if "subscription_id" not in attributes.instance_state(item).committed_state:
+        return False
     return bool(attributes.get_history(item, "subscription_id").deleted)
 
 
