@@ -7,11 +7,13 @@ rows that matter: every subscription a batch upserts is read and locked up front
 items, and kept in the store's memory of the unit of work (storage/held_rows.py), which
 stays exact for the rest of the transaction. So:
 
-- a subscription the store holds (`held_rows.held_items` knows its items) is read from its
-  object and those items: locked or new, nobody else can change it, and its pending changes
-  are what a flush would write;
+- a subscription the store holds (locked by the batch or new in it, `held_rows.held_row`,
+  with its items known) is read from its object and those items: nobody else can change
+  it, and its pending changes are what a flush would write;
 - any other subscription, and its items, is read from the database, so it is as fresh as a
-  read after the lock the ledger took (storage/ledger_memory.py);
+  read after the lock the ledger took (storage/ledger_memory.py). That includes one the
+  batch has only read, without a lock, for its lookups (a customer's other subscriptions,
+  `billing.prefetch_reads`): another worker may have changed it and committed since.
 - which subscriptions the customer has comes from the database (`stored_ids`, or one
   indexed query), plus the held ones that are new or have moved and are not flushed yet.
   `stored_ids` may name more (the ledger adds those the unit of work has given the customer,
@@ -113,9 +115,7 @@ def customer_subscriptions(
     unheld: list[str] = []
     for sub_id in set(stored_ids):
         items = held_items(session, sub_id)
-        held = held_row(session, Subscription, sub_id) or session.identity_map.get(
-            session.identity_key(Subscription, sub_id)
-        )
+        held = held_row(session, Subscription, sub_id)  # locked or new, not merely read
         if items is None or held is None:
             unheld.append(sub_id)
             continue

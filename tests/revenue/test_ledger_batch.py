@@ -228,3 +228,51 @@ def test_a_second_workers_commit_is_read_after_the_batch_lock(postgres_url):
             assert from_ledger_units(state.mrr) == 10_800
     finally:
         engine.dispose()
+
+
+def test_a_sibling_subscription_another_worker_changed_is_read_after_the_lock(postgres_url):
+    """The batch read the customer's other subscription without a lock (the worker reads a
+    customer's subscriptions for the batch's lookups); another worker changed it and holds
+    the customer's ledger rows. After the lock the ledger must not trust the earlier read."""
+    engine = make_engine(postgres_url)
+    try:
+        with session_scope(engine) as session:
+            put_subscription(session, "sub_s1", customer_id="cus_s", items=[item(4_900)])
+            put_subscription(session, "sub_s2", customer_id="cus_s", items=[item(1_000)])
+            record_mrr_movements(session, applied("evt_0", T0, ("subscription", "sub_s1", "cus_s")))
+        ready, read, done, errors = (threading.Event(), threading.Event(), threading.Event(), [])
+
+        def other_worker() -> None:
+            try:
+                with session_scope(engine) as other:
+                    worker_batch(other, "sub_s2")
+                    (held,) = held_rows.held_items(other, "sub_s2") or []
+                    held.quantity = 3
+                    change = applied("evt_b", T0 + DAY, ("subscription", "sub_s2", "cus_s"))
+                    record_mrr_movements(other, change)  # locks cus_s's rows
+                    ready.set()
+                    read.wait(10)
+            except BaseException as exc:  # pragma: no cover - reported below
+                errors.append(exc)
+                ready.set()
+
+        thread = threading.Thread(target=other_worker)
+        thread.start()
+        assert ready.wait(10) and not errors
+        with session_scope(engine) as session:
+            worker_batch(session, "sub_s1")  # reads sub_s2 as committed: quantity 1
+            read.set()
+            thread.join(10)  # committed: quantity 3
+            (held,) = held_rows.held_items(session, "sub_s1") or []
+            held.quantity = 2
+            change = applied("evt_a", T0 + 2 * DAY, ("subscription", "sub_s1", "cus_s"))
+            record_mrr_movements(session, replace(change, batch_event_ids=frozenset({"evt_a"})))
+        assert not errors
+        with session_scope(engine) as session:
+            assert lines(session, "cus_s") == [
+                ("new", 5_900),
+                ("expansion", 2_000),
+                ("expansion", 4_900),
+            ]
+    finally:
+        engine.dispose()
