@@ -20,7 +20,7 @@ from storage import held_rows
 from storage.billing import lock_objects
 from storage.db import make_engine, session_scope
 from storage.inbox import ClaimedEvent
-from storage.models.billing import Subscription
+from storage.models.billing import Subscription, SubscriptionItem
 from storage.models.ledger import CustomerMrr, MrrMovement, from_ledger_units
 from tests import factories as f
 from tests.revenue.factories import T0, applied, item, put_subscription, set_quantity
@@ -240,7 +240,7 @@ def test_a_sibling_subscription_another_worker_changed_is_read_after_the_lock(po
             put_subscription(session, "sub_s1", customer_id="cus_s", items=[item(4_900)])
             put_subscription(session, "sub_s2", customer_id="cus_s", items=[item(1_000)])
             record_mrr_movements(session, applied("evt_0", T0, ("subscription", "sub_s1", "cus_s")))
-        ready, read, done, errors = (threading.Event(), threading.Event(), threading.Event(), [])
+        ready, read, errors = threading.Event(), threading.Event(), []
 
         def other_worker() -> None:
             try:
@@ -276,3 +276,48 @@ def test_a_sibling_subscription_another_worker_changed_is_read_after_the_lock(po
             ]
     finally:
         engine.dispose()
+
+
+def test_changes_the_store_does_not_hold_count_whenever_they_are_made(engine):
+    """The ledger looks at each pending object once per transaction; a change made by hand
+    after it looked (an item of a subscription the batch does not hold, a held item given to
+    such a subscription) still makes it flush and read, as a fresh read would."""
+    with session_scope(engine) as session:
+        put_subscription(session, "sub_h1", customer_id="cus_h1", items=[item(4_900)])
+        put_subscription(session, "sub_h2", customer_id="cus_h2", items=[item(1_000)])
+    with session_scope(engine) as session:
+        batch = frozenset({"evt_1", "evt_2", "evt_3"})
+
+        def react(event_id: str, day: int, sub_id: str, customer_id: str) -> None:
+            change = applied(event_id, T0 + day * DAY, ("subscription", sub_id, customer_id))
+            record_mrr_movements(session, replace(change, batch_event_ids=batch))
+
+        worker_batch(session, "sub_h1")
+        (held,) = held_rows.held_items(session, "sub_h1") or []
+        held.quantity = 2
+        react("evt_1", 0, "sub_h1", "cus_h1")
+        (other,) = session.exec(select(SubscriptionItem).where(SubscriptionItem.subscription_id == "sub_h2")).all()  # fmt: skip
+        other.quantity = 5  # by hand, on a subscription the batch does not hold
+        react("evt_2", 1, "sub_h2", "cus_h2")
+        held.subscription_id = "sub_h2"  # a held item given to it
+        react("evt_3", 2, "sub_h2", "cus_h2")
+        assert lines(session, "cus_h1") == [("new", 9_800)]
+        assert lines(session, "cus_h2") == [("new", 5_000), ("expansion", 9_800)]
+
+
+def test_a_pending_change_to_a_subscription_the_batch_only_read_counts(engine):
+    """A subscription read for the batch's lookups but not locked is read from the database,
+    unless it has a pending change: then it counts as a flush would write it."""
+    with session_scope(engine) as session:
+        put_subscription(session, "sub_f1", customer_id="cus_f", items=[item(4_900)])
+        put_subscription(session, "sub_f2", customer_id="cus_f", items=[item(1_000)])
+    with session_scope(engine) as session:
+        worker_batch(session, "sub_f1")  # reads sub_f2 too, without a lock
+        change = applied("evt_1", T0, ("subscription", "sub_f1", "cus_f"))
+        record_mrr_movements(session, replace(change, batch_event_ids=frozenset({"evt_1"})))
+        read_only = held_rows.get_row(session, Subscription, "sub_f2")
+        assert read_only is not None and held_rows.held_row(session, Subscription, "sub_f2") is None
+        read_only.status = "canceled"
+        change = applied("evt_2", T0 + DAY, ("subscription", "sub_f1", "cus_f"))
+        record_mrr_movements(session, replace(change, batch_event_ids=frozenset({"evt_2"})))
+        assert lines(session, "cus_f") == [("new", 5_900), ("contraction", -1_000)]
