@@ -23,7 +23,9 @@ and the `customer_mrr` rows it read stay locked until commit. So:
   customers' MRR before commit (another worker's ledger would wait for the lock first), and
   what this transaction changes since is what the store holds (`held_rows.found_rows` knows
   the customer's subscriptions the unit of work has created or changed). A customer or an
-  event outside the batch is asked about on its own, after its lock, as before.
+  event outside the batch is asked about on its own, after its lock, as before. The
+  customers' other subscriptions (those the batch neither locked nor created) are read
+  then too, for the customers whose rows were locked: for them the same holds.
 
 The memory lives in `session.info` and belongs to the session's current transaction and
 savepoint: when either changes (commit, rollback, a savepoint begun, released or rolled
@@ -45,6 +47,7 @@ from storage.held_rows import held_items
 from storage.models.billing import Subscription
 from storage.models.ledger import CustomerMrr
 from storage.revenue import LedgerFacts, ledger_facts, ledger_facts_of_many, lock_customers_mrr
+from storage.store_mrr import read_subscriptions
 
 _KEY = "storage.ledger_memory"
 
@@ -60,6 +63,9 @@ class LedgerMemory:
     subscription_ids: dict[str, list[str]] = field(default_factory=dict)  # in the database
     lines: set[tuple[str, str]] = field(default_factory=set)  # (customer, event) stored before
     events: frozenset[str] = frozenset()  # the events `lines` answers for
+    # id -> (row, items) of those customers' subscriptions the store does not hold, for the
+    # customers whose rows are locked (storage/store_mrr.py `stored_rows`)
+    stored: dict[str, tuple[Any, list[Any]]] = field(default_factory=dict)
 
 
 def ledger_memory(session: Session) -> LedgerMemory:
@@ -113,6 +119,14 @@ def _lock_batch_customers(
             event_ids=events,  # type: ignore[arg-type]
         )
         memory.events = events
+        others = [
+            sub_id
+            for customer, ids in memory.subscription_ids.items()
+            if memory.recorded.get(customer)
+            for sub_id in ids
+            if held_rows.held_row(session, Subscription, sub_id) is None
+        ]
+        memory.stored = {row.id: (row, items) for row, items in read_subscriptions(session, others)}
 
 
 def _remembered_facts(

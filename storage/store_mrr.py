@@ -83,12 +83,17 @@ def customer_mrr_from_store(
     customer_id: str,
     policy: MrrPolicy = DEFAULT_POLICY,
     stored_ids: Iterable[str] | None = None,
+    stored_rows: dict[str, tuple[Any, list[Any]]] | None = None,
 ) -> dict[str, StoreMrr]:
     """Sum each of the customer's subscriptions' MRR (and paused value) per currency, as the
     session sees the store (pending changes included), without flushing. `stored_ids` are
-    the customer's subscription ids in the database when the caller has just read them."""
+    the customer's subscription ids in the database when the caller has just read them;
+    `stored_rows` what `read_subscriptions` read for some of them after a lock that keeps
+    them so (storage/ledger_memory.py)."""
     totals: dict[str, StoreMrr] = {}
-    subscriptions = customer_subscriptions(session, customer_id=customer_id, stored_ids=stored_ids)
+    subscriptions = customer_subscriptions(
+        session, customer_id=customer_id, stored_ids=stored_ids, stored_rows=stored_rows
+    )
     for subscription, items in subscriptions:
         mrr = subscription_mrr(subscription, items, policy=policy)
         paused = paused_mrr(subscription, items, policy=policy)
@@ -98,15 +103,23 @@ def customer_mrr_from_store(
 
 
 def customer_subscriptions(
-    session: Session, *, customer_id: str, stored_ids: Iterable[str] | None = None
+    session: Session,
+    *,
+    customer_id: str,
+    stored_ids: Iterable[str] | None = None,
+    stored_rows: dict[str, tuple[Any, list[Any]]] | None = None,
 ) -> list[tuple[Any, list[Any]]]:
     """The customer's subscriptions with their items: the store's held objects, database
-    rows for the rest (see the module docstring)."""
+    rows for the rest (see the module docstring). `stored_rows` (id -> the row and items
+    `read_subscriptions` read) answer for those rows instead of a query; they are forgotten
+    when the session flushes a change the store does not hold."""
     pending = _pending_held_subscriptions(session)
     if pending is None:  # a pending change the store does not hold
         session.flush()
         stored_ids = None  # read again: the flush may have added or moved subscriptions
         pending = []
+        if stored_rows:
+            stored_rows.clear()
     if stored_ids is None:
         parameters = {"customer_id": customer_id}
         stored_ids = session.connection().execute(_IDS_OF_CUSTOMER, parameters).scalars().all()
@@ -129,13 +142,26 @@ def customer_subscriptions(
             if _loaded(held, "customer_id") == customer_id:
                 found.append((held, held_items(session, sub_id) or []))
     unheld = [sub_id for sub_id in unheld if sub_id not in taken]
-    if unheld:
-        rows = _rows(session, _MRR_SUBSCRIPTION_COLUMNS, _SUBSCRIPTION.c.id, unheld)
-        items_of: dict[str, list[Any]] = defaultdict(list)
-        for item in _rows(session, _MRR_ITEM_COLUMNS, _ITEM.c.subscription_id, unheld):
-            items_of[item.subscription_id].append(item)
-        found.extend((row, items_of[row.id]) for row in rows if row.customer_id == customer_id)
+    known = stored_rows or {}
+    rows = [known[sub_id] for sub_id in unheld if sub_id in known]
+    rows += read_subscriptions(session, [sub_id for sub_id in unheld if sub_id not in known])
+    found.extend((row, items) for row, items in rows if row.customer_id == customer_id)
     return found
+
+
+def read_subscriptions(
+    session: Session, subscription_ids: Iterable[str]
+) -> list[tuple[Any, list[Any]]]:
+    """Stored subscriptions and their items (the columns MRR is computed from), two queries
+    per chunk of ids; no flush."""
+    ids = sorted(set(subscription_ids))
+    if not ids:
+        return []
+    rows = _rows(session, _MRR_SUBSCRIPTION_COLUMNS, _SUBSCRIPTION.c.id, ids)
+    items_of: dict[str, list[Any]] = defaultdict(list)
+    for item in _rows(session, _MRR_ITEM_COLUMNS, _ITEM.c.subscription_id, ids):
+        items_of[item.subscription_id].append(item)
+    return [(row, items_of[row.id]) for row in rows]
 
 
 @dataclass(eq=False, slots=True)

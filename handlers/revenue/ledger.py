@@ -123,7 +123,11 @@ def record_customer_mrr(
     }
     if mrr is None:
         mrr = customer_mrr_from_store(
-            session, customer_id=customer_id, policy=policy, stored_ids=facts.subscription_ids
+            session,
+            customer_id=customer_id,
+            policy=policy,
+            stored_ids=facts.subscription_ids,
+            stored_rows=memory.stored,
         )
     now = {
         currency: (to_ledger_units(value.mrr), to_ledger_units(value.paused))
