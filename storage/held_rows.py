@@ -152,7 +152,7 @@ def found_rows(
     return [row for row in entry.values() if getattr(row, column) == value]
 
 
-def asked_values(session: Session, model: type[SQLModel], column: str) -> set[object]:
+def asked_values(session: Session, model: type[SQLModel], column: str) -> set[Any]:
     """Every value of `column` whose rows `find_rows` has read for this unit of work (so
     `found_rows` answers for it)."""
     return {value for (kind, name, value) in _found(session) if kind is model and name == column}

@@ -110,13 +110,11 @@ def _lock_batch_customers(
     unit of work holds subscriptions of or has read subscriptions for (the batch's), with
     one query; then, for the batch's events, the facts of those customers."""
     asked = held_rows.asked_values(session, Subscription, "customer_id")
-    customers = {customer_id} | _customers_held(session) | asked  # type: ignore[operator]
+    customers = {customer_id} | _customers_held(session) | asked
     memory.recorded.update(lock_customers_mrr(session, customer_ids=customers))
     if events and asked:
         memory.subscription_ids, memory.lines = ledger_facts_of_many(
-            session,
-            customer_ids=asked,
-            event_ids=events,  # type: ignore[arg-type]
+            session, customer_ids=asked, event_ids=events
         )
         memory.events = events
         others = [
@@ -148,14 +146,12 @@ def _remembered_facts(
 def lock_recorded_mrr(
     session: Session, memory: LedgerMemory, *, customer_id: str, facts: LedgerFacts
 ) -> bool:
-    """Read and lock the customer's `customer_mrr` rows unless the memory has them. Returns
-    True when rows were locked now: what was read before may have changed while waiting."""
+    """Read and lock the customer's `customer_mrr` rows unless the memory has them (the
+    transaction's first lock, `locked_facts`, has read the batch's). Returns True when rows
+    were locked now: what was read before may have changed while waiting."""
     if customer_id in memory.recorded:
         return False
-    if not memory.recorded:  # the first customer: read those the unit of work holds too
-        customers = {customer_id} | _customers_held(session)
-        memory.recorded.update(lock_customers_mrr(session, customer_ids=customers))
-    elif facts.has_recorded_mrr:
+    if facts.has_recorded_mrr:
         memory.recorded.update(lock_customers_mrr(session, customer_ids=[customer_id]))
     else:  # no row to lock; one another worker inserts meanwhile collides with ours on commit
         memory.recorded[customer_id] = {}
