@@ -25,7 +25,10 @@ and the `customer_mrr` rows it read stay locked until commit. So:
   the customer's subscriptions the unit of work has created or changed). A customer or an
   event outside the batch is asked about on its own, after its lock, as before. The
   customers' other subscriptions (those the batch neither locked nor created) are read
-  then too, for the customers whose rows were locked: for them the same holds.
+  then too, for the customers whose rows were locked: for them the same holds. Should the
+  session write a subscription behind the store's back (by hand, not through
+  `storage.billing`'s upserts), the flush that writes it drops what was read, and the
+  rest of the transaction asks change by change again.
 
 The memory lives in `session.info` and belongs to the session's current transaction and
 savepoint: when either changes (commit, rollback, a savepoint begun, released or rolled
@@ -40,6 +43,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from sqlalchemy import event
 from sqlalchemy.orm import Session
 
 from storage import held_rows
@@ -47,9 +51,10 @@ from storage.held_rows import held_items
 from storage.models.billing import Subscription
 from storage.models.ledger import CustomerMrr
 from storage.revenue import LedgerFacts, ledger_facts, ledger_facts_of_many, lock_customers_mrr
-from storage.store_mrr import read_subscriptions
+from storage.store_mrr import flushing_unheld_changes, read_subscriptions
 
 _KEY = "storage.ledger_memory"
+_WATCHING = "storage.ledger_memory.watching"
 
 
 @dataclass(eq=False, slots=True)
@@ -125,6 +130,18 @@ def _lock_batch_customers(
             if held_rows.held_row(session, Subscription, sub_id) is None
         ]
         memory.stored = {row.id: (row, items) for row, items in read_subscriptions(session, others)}
+        if not session.info.get(_WATCHING):
+            session.info[_WATCHING] = True
+            event.listen(session, "after_flush", _forget_batch_facts)
+
+
+def _forget_batch_facts(session: Session, _flush_context: Any) -> None:
+    """`after_flush`: drop the batch's facts if the flush wrote a subscription change the
+    store does not know of (the facts would no longer be what the database says)."""
+    memory = session.info.get(_KEY)
+    if memory is not None and memory.events and flushing_unheld_changes(session):
+        memory.events, memory.lines = frozenset(), set()
+        memory.subscription_ids, memory.stored = {}, {}
 
 
 def _remembered_facts(

@@ -31,12 +31,13 @@ from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from decimal import Decimal
+from itertools import chain
 from typing import Any
 
 from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session, attributes
 
-from storage.held_rows import held_items, held_row, held_subscription_ids
+from storage.held_rows import found_rows, held_items, held_row, held_subscription_ids
 from storage.models.billing import Subscription, SubscriptionItem
 from storage.mrr import DEFAULT_POLICY, MrrPolicy, paused_mrr, subscription_mrr
 
@@ -233,6 +234,24 @@ def _pending_memory(session: Session) -> _PendingSeen:
     if memory is None or memory.transaction is not transaction or memory.savepoint is not savepoint:
         memory = session.info[_PENDING_KEY] = _PendingSeen(transaction, savepoint)
     return memory
+
+
+def flushing_unheld_changes(session: Session) -> bool:
+    """During a flush (`after_flush`, while `session.new`, `dirty` and `deleted` still list
+    what it writes): whether it writes a subscription or item the store does not hold, or
+    gives a held subscription a customer `held_rows` has not been told of."""
+    held = held_subscription_ids(session)
+    for obj in chain(session.new, session.dirty, session.deleted):
+        kind = type(obj)
+        if kind is Subscription:
+            if obj.id not in held:
+                return True
+            filed = found_rows(session, Subscription, "customer_id", obj.customer_id)
+            if filed is not None and all(row is not obj for row in filed):
+                return True
+        elif kind is SubscriptionItem and (obj.subscription_id not in held or _moved(obj)):
+            return True
+    return False
 
 
 def _loaded(obj: Any, name: str) -> Any:

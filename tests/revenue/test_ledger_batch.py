@@ -324,3 +324,19 @@ def test_a_pending_change_to_a_subscription_the_batch_only_read_counts(engine):
         change = applied("evt_2", T0 + DAY, ("subscription", "sub_f1", "cus_f"))
         record_mrr_movements(session, replace(change, batch_event_ids=frozenset({"evt_2"})))
         assert lines(session, "cus_f") == [("new", 5_900), ("contraction", -1_000)]
+
+
+def test_a_subscription_written_by_hand_and_flushed_meanwhile_counts(engine):
+    """The batch's facts were read; then a subscription is written behind the store's back
+    and flushed by someone else: the ledger asks the database again, as it did before."""
+    with session_scope(engine) as session:
+        put_subscription(session, "sub_w1", customer_id="cus_w1", items=[item(4_900)])
+    with session_scope(engine) as session:
+        batch = frozenset({"evt_1", "evt_2"})
+        worker_batch(session, "sub_w1")
+        change = applied("evt_1", T0, ("subscription", "sub_w1", "cus_w1"))
+        record_mrr_movements(session, replace(change, batch_event_ids=batch))
+        put_subscription(session, "sub_w2", customer_id="cus_w1", items=[item(1_000)])  # flushes
+        change = applied("evt_2", T0 + DAY, ("subscription", "sub_w1", "cus_w1"))
+        record_mrr_movements(session, replace(change, batch_event_ids=batch))
+        assert lines(session, "cus_w1") == [("new", 4_900), ("expansion", 1_000)]
