@@ -38,6 +38,7 @@ from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session, attributes
 
 from storage.held_rows import found_rows, held_items, held_row, held_subscription_ids
+from storage.id_lists import is_one_of, on_postgresql
 from storage.models.billing import Subscription, SubscriptionItem
 from storage.mrr import DEFAULT_POLICY, MrrPolicy, paused_mrr, subscription_mrr
 
@@ -275,8 +276,10 @@ def _rows(session: Session, columns: tuple, key: Any, values: Iterable[str]) -> 
     """Stored rows (these columns) whose `key` is one of `values`."""
     values = sorted(set(values))
     connection = session.connection()
+    statement = select(*columns).where(
+        is_one_of(key, "values", postgresql=on_postgresql(connection))
+    )
     rows: list[Any] = []
     for first in range(0, len(values), IN_CHUNK):
-        chunk = values[first : first + IN_CHUNK]
-        rows.extend(connection.execute(select(*columns).where(key.in_(chunk))))
+        rows.extend(connection.execute(statement, {"values": values[first : first + IN_CHUNK]}))
     return rows
