@@ -23,7 +23,7 @@ reported too (`storage/links.py` reports a charge whose invoice it fills).
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable
+from collections.abc import Container, Iterable
 from typing import Any, TypeVar
 
 from sqlalchemy import String, any_, bindparam, or_, text
@@ -151,6 +151,12 @@ def found_rows(
     return [row for row in entry.values() if getattr(row, column) == value]
 
 
+def asked_values(session: Session, model: type[SQLModel], column: str) -> set[Any]:
+    """Every value of `column` whose rows `find_rows` has read for this unit of work (so
+    `found_rows` answers for it)."""
+    return {value for (kind, name, value) in _found(session) if kind is model and name == column}
+
+
 def known_row(session: Session, model: type[RowT], object_id: str) -> RowT | None | object:
     """The row with this id, None when there is none, or `UNKNOWN`."""
     held = _rows(session).get((model, object_id), UNKNOWN)
@@ -205,6 +211,12 @@ def held_items(session: Session, subscription_id: str) -> list[SubscriptionItem]
     """The subscription's items if this unit of work holds them, else None (ask the database)."""
     items = _items(session).get(subscription_id)
     return None if items is None else list(items)
+
+
+def held_subscription_ids(session: Session) -> Container[str]:
+    """The subscriptions whose items this unit of work holds (a live view: cheap to ask
+    many times)."""
+    return _items(session).keys()
 
 
 def hold_items(session: Session, subscription_id: str, items: list[SubscriptionItem]) -> None:

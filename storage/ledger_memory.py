@@ -15,6 +15,20 @@ and the `customer_mrr` rows it read stay locked until commit. So:
   and that batch is applied again).
 - the lines an event has written for a customer in this transaction are remembered here
   (they may not be flushed yet); earlier ones are found by `ledger_facts`.
+- what `ledger_facts` says (the customer's subscription ids in the database, whether the
+  event already wrote lines for the customer) is read for the whole batch at once, right
+  after that first lock, for the customers the batch's subscription events name and the
+  events the batch applies (`AppliedEvent.batch_event_ids`): two queries per chunk instead
+  of one per change. It stays exact: the rows locked, nobody else changes what moves these
+  customers' MRR before commit (another worker's ledger would wait for the lock first), and
+  what this transaction changes since is what the store holds (`held_rows.found_rows` knows
+  the customer's subscriptions the unit of work has created or changed). A customer or an
+  event outside the batch is asked about on its own, after its lock, as before. The
+  customers' other subscriptions (those the batch neither locked nor created) are read
+  then too, for the customers whose rows were locked: for them the same holds. Should the
+  session write a subscription behind the store's back (by hand, not through
+  `storage.billing`'s upserts), the flush that writes it drops what was read, and the
+  rest of the transaction asks change by change again.
 
 The memory lives in `session.info` and belongs to the session's current transaction and
 savepoint: when either changes (commit, rollback, a savepoint begun, released or rolled
@@ -29,14 +43,18 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from sqlalchemy import event
 from sqlalchemy.orm import Session
 
+from storage import held_rows
 from storage.held_rows import held_items
 from storage.models.billing import Subscription
 from storage.models.ledger import CustomerMrr
-from storage.revenue import LedgerFacts, lock_customers_mrr
+from storage.revenue import LedgerFacts, ledger_facts, ledger_facts_of_many, lock_customers_mrr
+from storage.store_mrr import flushing_unheld_changes, read_subscriptions
 
 _KEY = "storage.ledger_memory"
+_WATCHING = "storage.ledger_memory.watching"
 
 
 @dataclass(eq=False, slots=True)
@@ -46,6 +64,13 @@ class LedgerMemory:
     # customer id -> currency -> row, locked; a customer present with {} has no row yet
     recorded: dict[str, dict[str, CustomerMrr]] = field(default_factory=dict)
     written: set[tuple[str, str]] = field(default_factory=set)  # (customer, event) with lines
+    # read for the batch right after the first lock (`locked_facts`):
+    subscription_ids: dict[str, list[str]] = field(default_factory=dict)  # in the database
+    lines: set[tuple[str, str]] = field(default_factory=set)  # (customer, event) stored before
+    events: frozenset[str] = frozenset()  # the events `lines` answers for
+    # id -> (row, items) of those customers' subscriptions the store does not hold, for the
+    # customers whose rows are locked (storage/store_mrr.py `stored_rows`)
+    stored: dict[str, tuple[Any, list[Any]]] = field(default_factory=dict)
 
 
 def ledger_memory(session: Session) -> LedgerMemory:
@@ -62,17 +87,88 @@ def ledger_memory(session: Session) -> LedgerMemory:
     return memory
 
 
+def locked_facts(
+    session: Session,
+    memory: LedgerMemory,
+    *,
+    customer_id: str,
+    event_id: str,
+    batch_event_ids: frozenset[str] = frozenset(),
+) -> LedgerFacts:
+    """The customer's `ledger_facts`, as read after its `customer_mrr` rows were locked (the
+    lock may have waited for another worker's commit), and the rows locked."""
+    if not memory.recorded:
+        _lock_batch_customers(session, memory, customer_id=customer_id, events=batch_event_ids)
+    facts = _remembered_facts(session, memory, customer_id=customer_id, event_id=event_id)
+    if facts is None:
+        facts = ledger_facts(session, customer_id=customer_id, event_id=event_id)
+        if lock_recorded_mrr(session, memory, customer_id=customer_id, facts=facts):
+            # Locking may have waited for another worker's commit: read what it changed.
+            facts = ledger_facts(session, customer_id=customer_id, event_id=event_id)
+    return facts
+
+
+def _lock_batch_customers(
+    session: Session, memory: LedgerMemory, *, customer_id: str, events: frozenset[str]
+) -> None:
+    """The transaction's first lock: the customer's rows and those of every customer the
+    unit of work holds subscriptions of or has read subscriptions for (the batch's), with
+    one query; then, for the batch's events, the facts of those customers."""
+    asked = held_rows.asked_values(session, Subscription, "customer_id")
+    customers = {customer_id} | _customers_held(session) | asked
+    memory.recorded.update(lock_customers_mrr(session, customer_ids=customers))
+    if events and asked:
+        memory.subscription_ids, memory.lines = ledger_facts_of_many(
+            session, customer_ids=asked, event_ids=events
+        )
+        memory.events = events
+        others = [
+            sub_id
+            for customer, ids in memory.subscription_ids.items()
+            if memory.recorded.get(customer)
+            for sub_id in ids
+            if held_rows.held_row(session, Subscription, sub_id) is None
+        ]
+        memory.stored = {row.id: (row, items) for row, items in read_subscriptions(session, others)}
+        if not session.info.get(_WATCHING):
+            session.info[_WATCHING] = True
+            event.listen(session, "after_flush", _forget_batch_facts)
+
+
+def _forget_batch_facts(session: Session, _flush_context: Any) -> None:
+    """`after_flush`: drop the batch's facts if the flush wrote a subscription change the
+    store does not know of (the facts would no longer be what the database says)."""
+    memory = session.info.get(_KEY)
+    if memory is not None and memory.events and flushing_unheld_changes(session):
+        memory.events, memory.lines = frozenset(), set()
+        memory.subscription_ids, memory.stored = {}, {}
+
+
+def _remembered_facts(
+    session: Session, memory: LedgerMemory, *, customer_id: str, event_id: str
+) -> LedgerFacts | None:
+    """The facts from the batch's read, with the subscriptions the unit of work has given
+    the customer since; None when the read did not cover the customer or the event."""
+    stored = memory.subscription_ids.get(customer_id)
+    if stored is None or event_id not in memory.events:
+        return None
+    found = held_rows.found_rows(session, Subscription, "customer_id", customer_id)
+    if found is None:
+        return None
+    ids = list(dict.fromkeys([*stored, *(row.id for row in found)]))
+    has_lines = (customer_id, event_id) in memory.lines
+    return LedgerFacts(ids, has_lines, bool(memory.recorded.get(customer_id)))
+
+
 def lock_recorded_mrr(
     session: Session, memory: LedgerMemory, *, customer_id: str, facts: LedgerFacts
 ) -> bool:
-    """Read and lock the customer's `customer_mrr` rows unless the memory has them. Returns
-    True when rows were locked now: what was read before may have changed while waiting."""
+    """Read and lock the customer's `customer_mrr` rows unless the memory has them (the
+    transaction's first lock, `locked_facts`, has read the batch's). Returns True when rows
+    were locked now: what was read before may have changed while waiting."""
     if customer_id in memory.recorded:
         return False
-    if not memory.recorded:  # the first customer: read those the unit of work holds too
-        customers = {customer_id} | _customers_held(session)
-        memory.recorded.update(lock_customers_mrr(session, customer_ids=customers))
-    elif facts.has_recorded_mrr:
+    if facts.has_recorded_mrr:
         memory.recorded.update(lock_customers_mrr(session, customer_ids=[customer_id]))
     else:  # no row to lock; one another worker inserts meanwhile collides with ours on commit
         memory.recorded[customer_id] = {}

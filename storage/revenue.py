@@ -15,6 +15,7 @@ from decimal import Decimal
 from sqlalchemy import bindparam, exists, func, literal_column, null, union_all
 from sqlmodel import Session, col, select
 
+from storage.id_lists import is_one_of, on_postgresql
 from storage.models.billing import Customer, Subscription
 from storage.models.ledger import CustomerMrr, MrrMovement, from_ledger_units
 from storage.store_mrr import StoreMrr, customer_mrr_from_store  # noqa: F401 (callers import them from here)
@@ -53,7 +54,9 @@ class MrrHistoryEntry:
 class LedgerFacts:
     """What the ledger must know about a customer before recording an event's movements."""
 
-    subscription_ids: list[str]  # the customer's subscriptions in the database
+    # the customer's subscriptions in the database (and possibly some the unit of work
+    # holds: storage/store_mrr.py checks every id against the held row or the stored one)
+    subscription_ids: list[str]
     event_has_lines: bool  # the event already wrote ledger lines for the customer
     has_recorded_mrr: bool  # the customer has `customer_mrr` rows
 
@@ -74,6 +77,33 @@ def ledger_facts(session: Session, *, customer_id: str, event_id: str) -> Ledger
     return LedgerFacts(subscription_ids, "line" in facts, "recorded" in facts)
 
 
+def ledger_facts_of_many(
+    session: Session, *, customer_ids: Iterable[str], event_ids: Iterable[str]
+) -> tuple[dict[str, list[str]], set[tuple[str, str]]]:
+    """`ledger_facts` for many customers and events at once, with two queries per chunk of
+    customers: each customer's subscription ids in the database, and the (customer, event)
+    pairs among them that have ledger lines. Pending changes are not flushed, as there."""
+    ids = sorted(set(customer_ids))
+    events = sorted(set(event_ids))
+    subscriptions: dict[str, list[str]] = {customer_id: [] for customer_id in ids}
+    lines: set[tuple[str, str]] = set()
+    connection = session.connection()
+    postgresql = on_postgresql(connection)
+    for first in range(0, len(ids), IN_CHUNK):
+        chunk = ids[first : first + IN_CHUNK]
+        for customer_id, subscription_id in connection.execute(
+            _SUBSCRIPTIONS_OF_CUSTOMERS[postgresql], {"customer_ids": chunk}
+        ):
+            subscriptions[customer_id].append(subscription_id)
+        for start in range(0, len(events), IN_CHUNK):
+            parameters = {"customer_ids": chunk, "event_ids": events[start : start + IN_CHUNK]}
+            lines.update(
+                (c, e)
+                for c, e in connection.execute(_CUSTOMER_EVENTS_WITH_LINES[postgresql], parameters)
+            )
+    return subscriptions, lines
+
+
 def lock_customers_mrr(
     session: Session, *, customer_ids: Iterable[str]
 ) -> dict[str, dict[str, CustomerMrr]]:
@@ -84,9 +114,10 @@ def lock_customers_mrr(
     keeps the objects it read (storage/ledger_memory.py)."""
     ids = sorted(set(customer_ids))
     recorded: dict[str, dict[str, CustomerMrr]] = {customer_id: {} for customer_id in ids}
+    statement = _LOCK_CUSTOMER_MRR[on_postgresql(session.connection())]
     for first in range(0, len(ids), IN_CHUNK):
         chunk = {"customer_ids": ids[first : first + IN_CHUNK]}
-        for row in session.exec(_LOCK_CUSTOMER_MRR, params=chunk):
+        for row in session.exec(statement, params=chunk):
             recorded[row.customer_id][row.currency] = row
     return recorded
 
@@ -108,13 +139,29 @@ _LEDGER_FACTS = union_all(
         exists().where(_CUSTOMER_MRR.c.customer_id == bindparam("customer_id"))
     ),
 )
-_LOCK_CUSTOMER_MRR = (
-    select(CustomerMrr)
-    .where(col(CustomerMrr.customer_id).in_(bindparam("customer_ids", expanding=True)))
+_SUBSCRIPTIONS_OF_CUSTOMERS = {
+    postgresql: select(_SUBSCRIPTION.c.customer_id, _SUBSCRIPTION.c.id).where(
+        is_one_of(_SUBSCRIPTION.c.customer_id, "customer_ids", postgresql=postgresql)
+    )
+    for postgresql in (False, True)
+}
+_CUSTOMER_EVENTS_WITH_LINES = {
+    postgresql: select(_MOVEMENT.c.customer_id, _MOVEMENT.c.event_id)
+    .where(
+        is_one_of(_MOVEMENT.c.customer_id, "customer_ids", postgresql=postgresql),
+        is_one_of(_MOVEMENT.c.event_id, "event_ids", postgresql=postgresql),
+    )
+    .distinct()
+    for postgresql in (False, True)
+}
+_LOCK_CUSTOMER_MRR = {
+    postgresql: select(CustomerMrr)
+    .where(is_one_of(col(CustomerMrr.customer_id), "customer_ids", postgresql=postgresql))
     .order_by(col(CustomerMrr.customer_id), col(CustomerMrr.currency))
     .with_for_update()
     .execution_options(autoflush=False)
-)
+    for postgresql in (False, True)
+}
 
 
 def ledger_customer_ids(session: Session) -> list[str]:

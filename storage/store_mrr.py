@@ -7,13 +7,17 @@ rows that matter: every subscription a batch upserts is read and locked up front
 items, and kept in the store's memory of the unit of work (storage/held_rows.py), which
 stays exact for the rest of the transaction. So:
 
-- a subscription the store holds (`held_rows.held_items` knows its items) is read from its
-  object and those items: locked or new, nobody else can change it, and its pending changes
-  are what a flush would write;
+- a subscription the store holds (locked by the batch or new in it, `held_rows.held_row`,
+  with its items known) is read from its object and those items: nobody else can change
+  it, and its pending changes are what a flush would write;
 - any other subscription, and its items, is read from the database, so it is as fresh as a
-  read after the lock the ledger took (storage/ledger_memory.py);
+  read after the lock the ledger took (storage/ledger_memory.py). That includes one the
+  batch has only read, without a lock, for its lookups (a customer's other subscriptions,
+  `billing.prefetch_reads`): another worker may have changed it and committed since.
 - which subscriptions the customer has comes from the database (`stored_ids`, or one
   indexed query), plus the held ones that are new or have moved and are not flushed yet.
+  `stored_ids` may name more (the ledger adds those the unit of work has given the customer,
+  storage/ledger_memory.py): each id is checked against the held row, or the stored one.
 
 Only a pending change to a subscription or item the store does not hold (a backfill, a test
 writing rows by hand) would make the database's answer stale: then the session is flushed
@@ -25,7 +29,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
 from itertools import chain
 from typing import Any
@@ -33,7 +37,8 @@ from typing import Any
 from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session, attributes
 
-from storage.held_rows import held_items
+from storage.held_rows import found_rows, held_items, held_row, held_subscription_ids
+from storage.id_lists import is_one_of, on_postgresql
 from storage.models.billing import Subscription, SubscriptionItem
 from storage.mrr import DEFAULT_POLICY, MrrPolicy, paused_mrr, subscription_mrr
 
@@ -44,7 +49,15 @@ _SUBSCRIPTION = Subscription.__table__
 _ITEM = SubscriptionItem.__table__
 _MRR_SUBSCRIPTION_COLUMNS = tuple(
     _SUBSCRIPTION.c[name]
-    for name in ("id", "currency", "status", "discounts", "cancel_at_period_end", "cancel_at")
+    for name in (
+        "id",
+        "customer_id",
+        "currency",
+        "status",
+        "discounts",
+        "cancel_at_period_end",
+        "cancel_at",
+    )  # fmt: skip
 )
 _MRR_ITEM_COLUMNS = tuple(
     _ITEM.c[name]
@@ -72,12 +85,17 @@ def customer_mrr_from_store(
     customer_id: str,
     policy: MrrPolicy = DEFAULT_POLICY,
     stored_ids: Iterable[str] | None = None,
+    stored_rows: dict[str, tuple[Any, list[Any]]] | None = None,
 ) -> dict[str, StoreMrr]:
     """Sum each of the customer's subscriptions' MRR (and paused value) per currency, as the
     session sees the store (pending changes included), without flushing. `stored_ids` are
-    the customer's subscription ids in the database when the caller has just read them."""
+    the customer's subscription ids in the database when the caller has just read them;
+    `stored_rows` what `read_subscriptions` read for some of them after a lock that keeps
+    them so (storage/ledger_memory.py)."""
     totals: dict[str, StoreMrr] = {}
-    subscriptions = customer_subscriptions(session, customer_id=customer_id, stored_ids=stored_ids)
+    subscriptions = customer_subscriptions(
+        session, customer_id=customer_id, stored_ids=stored_ids, stored_rows=stored_rows
+    )
     for subscription, items in subscriptions:
         mrr = subscription_mrr(subscription, items, policy=policy)
         paused = paused_mrr(subscription, items, policy=policy)
@@ -87,57 +105,170 @@ def customer_mrr_from_store(
 
 
 def customer_subscriptions(
-    session: Session, *, customer_id: str, stored_ids: Iterable[str] | None = None
+    session: Session,
+    *,
+    customer_id: str,
+    stored_ids: Iterable[str] | None = None,
+    stored_rows: dict[str, tuple[Any, list[Any]]] | None = None,
 ) -> list[tuple[Any, list[Any]]]:
     """The customer's subscriptions with their items: the store's held objects, database
-    rows for the rest (see the module docstring)."""
-    if _unheld_pending(session):
+    rows for the rest (see the module docstring). `stored_rows` (id -> the row and items
+    `read_subscriptions` read) answer for those rows instead of a query; they are forgotten
+    when the session flushes a change the store does not hold."""
+    pending = _pending_held_subscriptions(session)
+    if pending is None:  # a pending change the store does not hold
         session.flush()
         stored_ids = None  # read again: the flush may have added or moved subscriptions
+        pending = []
+        if stored_rows:
+            stored_rows.clear()
     if stored_ids is None:
         parameters = {"customer_id": customer_id}
         stored_ids = session.connection().execute(_IDS_OF_CUSTOMER, parameters).scalars().all()
-    stored = set(stored_ids)
     found: list[tuple[Any, list[Any]]] = []
+    taken: set[str] = set()  # ids answered from the unit of work
     unheld: list[str] = []
-    for sub_id in stored:
+    for sub_id in set(stored_ids):
         items = held_items(session, sub_id)
-        held = session.identity_map.get(session.identity_key(Subscription, sub_id))
+        held = held_row(session, Subscription, sub_id)  # locked or new, not merely read
         if items is None or held is None:
             unheld.append(sub_id)
-        elif held.customer_id == customer_id:
+            continue
+        taken.add(sub_id)
+        if held.customer_id == customer_id:
             found.append((held, items))
-    for held in _pending(session, Subscription):  # held by now, or the session was flushed
-        if held.customer_id == customer_id and held.id not in stored:
-            found.append((held, held_items(session, held.id) or []))
-    if unheld:
-        rows = _rows(session, _MRR_SUBSCRIPTION_COLUMNS, _SUBSCRIPTION.c.id, unheld)
-        items_of: dict[str, list[Any]] = defaultdict(list)
-        for item in _rows(session, _MRR_ITEM_COLUMNS, _ITEM.c.subscription_id, unheld):
-            items_of[item.subscription_id].append(item)
-        found.extend((row, items_of[row.id]) for row in rows)
+    for held in pending:  # as a flush would write it, even if merely read before
+        sub_id = _loaded(held, "id")
+        if sub_id not in taken:
+            taken.add(sub_id)
+            if _loaded(held, "customer_id") == customer_id:
+                found.append((held, held_items(session, sub_id) or []))
+    unheld = [sub_id for sub_id in unheld if sub_id not in taken]
+    known = stored_rows or {}
+    rows = [known[sub_id] for sub_id in unheld if sub_id in known]
+    rows += read_subscriptions(session, [sub_id for sub_id in unheld if sub_id not in known])
+    found.extend((row, items) for row, items in rows if row.customer_id == customer_id)
     return found
 
 
-def _unheld_pending(session: Session) -> bool:
-    """Whether the session has a pending subscription or item the store does not hold (one
-    whose database row a flush would change without the store knowing)."""
-    for obj in _pending(session, Subscription, SubscriptionItem, deleted=True):
+def read_subscriptions(
+    session: Session, subscription_ids: Iterable[str]
+) -> list[tuple[Any, list[Any]]]:
+    """Stored subscriptions and their items (the columns MRR is computed from), two queries
+    per chunk of ids; no flush."""
+    ids = sorted(set(subscription_ids))
+    if not ids:
+        return []
+    rows = _rows(session, _MRR_SUBSCRIPTION_COLUMNS, _SUBSCRIPTION.c.id, ids)
+    items_of: dict[str, list[Any]] = defaultdict(list)
+    for item in _rows(session, _MRR_ITEM_COLUMNS, _ITEM.c.subscription_id, ids):
+        items_of[item.subscription_id].append(item)
+    return [(row, items_of[row.id]) for row in rows]
+
+
+@dataclass(eq=False, slots=True)
+class _PendingSeen:
+    """What `_pending_held_subscriptions` has looked at in this transaction and savepoint."""
+
+    transaction: Any
+    savepoint: Any
+    seen: set[Any] = field(default_factory=set)  # states looked at (any table)
+    subscriptions: dict[Any, Subscription] = field(default_factory=dict)  # held, by state
+    # item state -> (item, the subscription_id it was checked with)
+    items: dict[Any, tuple[Any, Any]] = field(default_factory=dict)
+
+
+def _pending_held_subscriptions(session: Session) -> list[Subscription] | None:
+    """The pending (new or changed) subscriptions, or None when the session has a pending
+    subscription or item the store does not hold (one whose database row a flush would
+    change without the store knowing).
+
+    This runs for every change the ledger records while a batch's whole unit of work is
+    pending, so it looks at each pending object once per transaction (by the session's own
+    bookkeeping, which `session.new` and `session.dirty` are built from): a subscription's
+    id never changes, and the store never forgets one it holds, so it stays held; an item is
+    looked at again only when its `subscription_id` is no longer the one it was checked with."""
+    held = held_subscription_ids(session)
+    memory = _pending_memory(session)
+    new, modified, deleted = session._new, session.identity_map._modified, session._deleted
+    for states in (new.keys() - memory.seen, modified - memory.seen):
+        for state in states:
+            memory.seen.add(state)
+            kind = state.class_
+            if kind is Subscription:
+                subscription = state.obj()
+                if subscription.id not in held:
+                    memory.seen.discard(state)  # a flush comes next; look again after it
+                    return None
+                memory.subscriptions[state] = subscription
+            elif kind is SubscriptionItem:
+                memory.items[state] = (state.obj(), _UNCHECKED)
+    for state, (item, checked) in memory.items.items():
+        value = item.__dict__.get("subscription_id", _UNCHECKED)
+        if (value is checked and checked is not _UNCHECKED) or not (
+            state in new or state in modified
+        ):
+            continue  # checked with this subscription, or not pending
+        if item.subscription_id not in held or _moved(item):
+            return None
+        memory.items[state] = (item, item.subscription_id)
+    for obj in deleted.values():
         if type(obj) is Subscription:
-            if held_items(session, obj.id) is None:
+            if obj.id not in held:
+                return None
+        elif type(obj) is SubscriptionItem and (obj.subscription_id not in held or _moved(obj)):
+            return None
+    return [
+        subscription
+        for state, subscription in memory.subscriptions.items()
+        if (state in new or state in modified) and state not in deleted
+    ]
+
+
+_UNCHECKED = object()
+_PENDING_KEY = "storage.store_mrr.pending"
+
+
+def _pending_memory(session: Session) -> _PendingSeen:
+    transaction, savepoint = session.get_transaction(), session.get_nested_transaction()
+    memory = session.info.get(_PENDING_KEY)
+    if memory is None or memory.transaction is not transaction or memory.savepoint is not savepoint:
+        memory = session.info[_PENDING_KEY] = _PendingSeen(transaction, savepoint)
+    return memory
+
+
+def flushing_unheld_changes(session: Session) -> bool:
+    """During a flush (`after_flush`, while `session.new`, `dirty` and `deleted` still list
+    what it writes): whether it writes a subscription or item the store does not hold, or
+    gives a held subscription a customer `held_rows` has not been told of."""
+    held = held_subscription_ids(session)
+    for obj in chain(session.new, session.dirty, session.deleted):
+        kind = type(obj)
+        if kind is Subscription:
+            if obj.id not in held:
                 return True
-        elif held_items(session, obj.subscription_id) is None or _moved(obj):
+            filed = found_rows(session, Subscription, "customer_id", obj.customer_id)
+            if filed is not None and all(row is not obj for row in filed):
+                return True
+        elif kind is SubscriptionItem and (obj.subscription_id not in held or _moved(obj)):
             return True
     return False
 
 
-def _pending(session: Session, *models: type, deleted: bool = False) -> list[Any]:
-    objects = chain(session.new, session.dirty, session.deleted if deleted else ())
-    return [obj for obj in objects if type(obj) in models]
+def _loaded(obj: Any, name: str) -> Any:
+    """An attribute of a pending object: loaded, so read from its `__dict__`, which costs a
+    tenth of the instrumented read (this runs for every pending subscription per change)."""
+    try:
+        return obj.__dict__[name]
+    except KeyError:
+        return getattr(obj, name)
 
 
 def _moved(item: SubscriptionItem) -> bool:
-    """An item given to another subscription (its old one may not be held)."""
+    """An item given to another subscription (its old one may not be held). Only an
+    attribute with a committed value recorded can have one to differ from."""
+    if "subscription_id" not in attributes.instance_state(item).committed_state:
+        return False
     return bool(attributes.get_history(item, "subscription_id").deleted)
 
 
@@ -145,8 +276,10 @@ def _rows(session: Session, columns: tuple, key: Any, values: Iterable[str]) -> 
     """Stored rows (these columns) whose `key` is one of `values`."""
     values = sorted(set(values))
     connection = session.connection()
+    statement = select(*columns).where(
+        is_one_of(key, "values", postgresql=on_postgresql(connection))
+    )
     rows: list[Any] = []
     for first in range(0, len(values), IN_CHUNK):
-        chunk = values[first : first + IN_CHUNK]
-        rows.extend(connection.execute(select(*columns).where(key.in_(chunk))))
+        rows.extend(connection.execute(statement, {"values": values[first : first + IN_CHUNK]}))
     return rows

@@ -28,16 +28,12 @@ from sqlmodel import Session
 
 from bot.settings import Settings
 from handlers.stripe.registry import AppliedEvent, Change, Reaction
-from storage.ledger_memory import has_written, ledger_memory, lock_recorded_mrr
+from storage import held_rows
+from storage.ledger_memory import has_written, ledger_memory, locked_facts
 from storage.models.billing import Subscription
 from storage.models.ledger import CustomerMrr, MovementKind, MrrMovement, to_ledger_units
 from storage.mrr import DEFAULT_POLICY, MrrPolicy
-from storage.revenue import (
-    StoreMrr,
-    customer_mrr_from_store,
-    ledger_customer_ids,
-    ledger_facts,
-)
+from storage.revenue import StoreMrr, customer_mrr_from_store, ledger_customer_ids
 from storage.rows import assign, new_row
 from storage.types import utcnow
 
@@ -89,6 +85,7 @@ def record_mrr_movements(
             at=applied.event.created,
             event_id=applied.event.id,
             policy=policy,
+            batch_event_ids=applied.batch_event_ids,
         )
         written += len(lines)
     if written:
@@ -105,17 +102,19 @@ def record_customer_mrr(
     event_id: str,
     policy: MrrPolicy = DEFAULT_POLICY,
     mrr: Mapping[str, StoreMrr] | None = None,
+    batch_event_ids: frozenset[str] = frozenset(),
 ) -> list[MrrMovement]:
     """Bring one customer's ledger in line with the store, dating any change `at`.
 
     `mrr` replaces the store's figures when rebuilding history: a backfill passes the MRR
-    the customer had at `at` (handlers/sync/history.py). Returns the lines written (none
-    when nothing changed, or when `event_id` already wrote lines for this customer)."""
+    the customer had at `at` (handlers/sync/history.py). `batch_event_ids` are the events
+    the transaction applies, whose facts the ledger may then read together
+    (storage/ledger_memory.py). Returns the lines written (none when nothing changed, or
+    when `event_id` already wrote lines for this customer)."""
     memory = ledger_memory(session)
-    facts = ledger_facts(session, customer_id=customer_id, event_id=event_id)
-    if lock_recorded_mrr(session, memory, customer_id=customer_id, facts=facts):
-        # Locking may have waited for another worker's commit: read what it changed.
-        facts = ledger_facts(session, customer_id=customer_id, event_id=event_id)
+    facts = locked_facts(
+        session, memory, customer_id=customer_id, event_id=event_id, batch_event_ids=batch_event_ids
+    )
     if has_written(memory, customer_id=customer_id, event_id=event_id, facts=facts):
         return []
     rows = memory.recorded[customer_id]
@@ -124,7 +123,11 @@ def record_customer_mrr(
     }
     if mrr is None:
         mrr = customer_mrr_from_store(
-            session, customer_id=customer_id, policy=policy, stored_ids=facts.subscription_ids
+            session,
+            customer_id=customer_id,
+            policy=policy,
+            stored_ids=facts.subscription_ids,
+            stored_rows=memory.stored,
         )
     now = {
         currency: (to_ledger_units(value.mrr), to_ledger_units(value.paused))
@@ -274,7 +277,7 @@ def _could_move_mrr(session: Session, change: Change) -> bool:
     before, after = change.details.get("previous_items"), change.details.get("items")
     if previous is None or not isinstance(before, list) or not isinstance(after, list):
         return True
-    row = session.get(Subscription, change.object_id)
+    row = held_rows.get_row(session, Subscription, change.object_id)  # no flush when held
     if row is None or any(
         getattr(previous, name) != getattr(row, name) for name in MRR_SUBSCRIPTION_FIELDS
     ):
@@ -300,7 +303,7 @@ def _touched_customers(session: Session, changes: list[Change]) -> list[str]:
         if change.customer_id:
             customers.add(change.customer_id)
         elif change.object_type == "subscription":
-            subscription = session.get(Subscription, change.object_id)
+            subscription = held_rows.get_row(session, Subscription, change.object_id)
             if subscription is not None:
                 customers.add(subscription.customer_id)
     return sorted(customers)

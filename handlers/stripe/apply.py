@@ -129,8 +129,9 @@ def _apply_locked(session: Session, parsed: list[_Parsed], options: ApplyOptions
     ignored: list[str] = []
     billing.prefetch_reads(session=session, keys=batch_reads(_handled(parsed, options)))
     hold_timeline_entries(session=session)
+    batch = frozenset(event.id for _, event in parsed if event is not None)
     for row, event in parsed:
-        outcome = _apply_one(session, row, event, options)
+        outcome = _apply_one(session, row, event, options, batch)
         if outcome == _Outcome.APPLIED:
             applied.append(row.id)
         elif outcome == _Outcome.IGNORED:
@@ -162,7 +163,11 @@ def _parse(session: Session, row: inbox.ClaimedEvent) -> StripeEvent | None:
 
 
 def _apply_one(
-    session: Session, row: inbox.ClaimedEvent, event: StripeEvent | None, options: ApplyOptions
+    session: Session,
+    row: inbox.ClaimedEvent,
+    event: StripeEvent | None,
+    options: ApplyOptions,
+    batch: frozenset[str],
 ) -> str:
     """Run the handler and the reactions for one event. Raises whatever they raise.
 
@@ -175,7 +180,7 @@ def _apply_one(
     if handler is None:
         return _Outcome.IGNORED
     changes = handler(session, event)
-    applied = AppliedEvent(event=event, changes=changes, source=row.source)
+    applied = AppliedEvent(event=event, changes=changes, source=row.source, batch_event_ids=batch)
     for reaction in options.reactions:
         reaction(session, applied)
     logger.debug("stripe.event.applied event_id=%s type=%s", row.id, row.type)

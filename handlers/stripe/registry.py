@@ -83,11 +83,16 @@ class AppliedEvent:
     others are history. A "reconcile" event is one the webhook missed, found up to 30 days
     later; paging people about it days late would be noise, so the reconciliation's drift
     report is the notice instead (docs/backfill.md).
+
+    `batch_event_ids` are the ids of every event the same transaction applies (the worker's
+    batch, this one included), so that a reaction can read what it needs for all of them at
+    once; empty when the caller does not say.
     """
 
     event: StripeEvent
     changes: list[Change]
     source: str
+    batch_event_ids: frozenset[str] = frozenset()
 
     @property
     def is_live(self) -> bool:
