@@ -26,10 +26,10 @@ import hashlib
 from collections.abc import Container, Iterable
 from typing import Any, TypeVar
 
-from sqlalchemy import String, any_, bindparam, or_, text
-from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy import or_, text
 from sqlmodel import Session, SQLModel, select
 
+from storage.id_lists import is_one_of
 from storage.models import SubscriptionItem
 
 RowT = TypeVar("RowT", bound=SQLModel)
@@ -232,12 +232,8 @@ def _chunks(session: Session, values: list[str]) -> list[list[str]]:
 
 
 def _one_of(session: Session, column, values: list[str]):
-    """`column IN (...)`; on PostgreSQL `column = ANY(:array)`, one parameter however many
-    values: the statement is compiled once and cached, and the server parses one array
-    instead of a list of parameters (thousands per worker batch)."""
-    if _on_postgresql(session):
-        return column == any_(bindparam(None, values, type_=ARRAY(String)))
-    return column.in_(values)
+    """`column IN (...)`, as one array parameter on PostgreSQL (storage/id_lists.py)."""
+    return is_one_of(column, None, postgresql=_on_postgresql(session), values=values)
 
 
 def _on_postgresql(session: Session) -> bool:

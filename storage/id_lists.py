@@ -16,10 +16,15 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.sql.elements import ColumnElement
 
 
-def is_one_of(column: Any, name: str, *, postgresql: bool) -> ColumnElement[bool]:
-    """`column` is one of the strings bound as `name` (a list)."""
+def is_one_of(
+    column: Any, name: str | None, *, postgresql: bool, values: list[str] | None = None
+) -> ColumnElement[bool]:
+    """`column` is one of the strings bound as `name` (a list given at execution), or of
+    `values` when they are given now (then `name` may be None: an anonymous parameter)."""
     if postgresql:
-        return column == any_(bindparam(name, type_=ARRAY(String())))
+        return column == any_(bindparam(name, values, type_=ARRAY(String())))
+    if values is not None:
+        return column.in_(values)
     return column.in_(bindparam(name, expanding=True))
 
 
