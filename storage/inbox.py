@@ -13,6 +13,10 @@ Who guarantees what:
 - `claim_turn` makes, on PostgreSQL, claiming a batch and locking its objects one step that
   one worker at a time takes, so batches queue for shared objects in the order they were
   claimed (oldest events first); see its docstring for why it cannot deadlock.
+- Lanes (PostgreSQL): every row is stored with its owner's lane (`lane_of`), and a worker
+  claims only from lanes no other transaction holds, holding them until commit, so
+  concurrent batches are about different customers and do not queue for each other's
+  locks (`_claim_from_free_lanes`, docs/ingestion.md "Lanes").
 """
 
 from __future__ import annotations
@@ -220,7 +224,7 @@ def claim_due(
     transaction. With `event_id`, only that event (if it is still due).
 
     On PostgreSQL, without `event_id`, only from lanes no other transaction holds, and only
-    from some of those (`_take_lanes`): call it in the claim turn (`claim_turn`)."""
+    from some of those (`_claim_from_free_lanes`): call it in the claim turn (`claim_turn`)."""
     due = due_clause(now)
     if event_id is not None:
         due = and_(due, TABLE.c.id == event_id)
