@@ -265,7 +265,6 @@ _FREE_LANES = text(
         ORDER BY created LIMIT :probe
     ) AS oldest
     GROUP BY lane ORDER BY min(created)
-    LIMIT (SELECT greatest(1, (:lanes - count(*)) / 2) FROM busy)
     """
 ).bindparams(bindparam("now", type_=TABLE.c.next_attempt_at.type))
 _TAKE_LANES = text(
@@ -281,23 +280,18 @@ def _claim_from_free_lanes(session: Session, due, now: datetime, limit: int):
     Events of one owner share a lane (`lane_of`), so batches from disjoint lanes rarely
     share an object and do not queue for each other's locks, as consecutive oldest-first
     batches did. The lanes are those of the oldest due events outside the lanes others
-    hold, up to half of the free lanes (at least one), so the next worker finds work too;
-    only the lanes the batch claimed from are then held. In the claim turn nobody else
+    hold: the older half of the free lanes that have due events (at least one), so the
+    next worker finds work too; only the lanes the batch claimed from are then held. In the claim turn nobody else
     takes lanes, so what was free is still free when taken. Each lane is in one batch at a
     time and a batch claims the oldest due events of its lanes, so the events of a lane are
-    claimed in `created` order. An object whose events are in several lanes (an invoice
-    payment, named by its invoice's events and by its own) is applied in claim order by
+    claimed in `created` order. An object whose events are in several lanes (events stored
+    before lanes existed, in lane 0; a refund stored before its charge) is applied in claim order by
     `claim_turn` and its name lock, like any object two batches share."""
-    lanes = (
-        session.execute(
-            _FREE_LANES,
-            {"namespace": LANE_NAMESPACE, "now": now, "probe": LANE_PROBE, "lanes": LANES},
-        )
-        .scalars()
-        .all()
-    )
-    if not lanes:
+    free = {"namespace": LANE_NAMESPACE, "now": now, "probe": LANE_PROBE}
+    with_work = session.execute(_FREE_LANES, free).scalars().all()
+    if not with_work:
         return []
+    lanes = with_work[: max(1, len(with_work) // 2)]
     rows = session.execute(_claim(and_(due, TABLE.c.lane.in_(lanes)), limit, TABLE.c.lane)).all()
     claimed = sorted({row[-1] for row in rows})
     if claimed:

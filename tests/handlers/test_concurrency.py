@@ -131,15 +131,15 @@ def test_two_workers_creating_the_same_new_objects_never_collide(postgres_url, c
     held open; worker B's batch has the next events about the same objects. B waits for A's
     commit (before it, B found no rows and inserted them too: one batch failed on the key,
     was split and its events retried), then applies its events to A's rows. (The first
-    events are stored in lane 0, as if before lanes existed: a batch of their own lanes
-    would never share an object with A's.)"""
+    events are stored in lane 0 and the next ones in lane 1: batches of their own lanes
+    would never share an object.)"""
     caplog.set_level(logging.INFO, logger="handlers.stripe.apply")
     engine = make_engine(postgres_url)
     stories = [_new_objects(number) for number in range(3)]
     first = [event for story in stories for event in story[0]]
     then = [event for story in stories for event in story[1]]
     _queue(engine, first, lane=0)
-    _queue(engine, then)
+    _queue(engine, then, lane=1)
     paused, b_applying, proceed = threading.Event(), threading.Event(), threading.Event()
     results: dict[str, BatchResult] = {}
     errors: list[BaseException] = []

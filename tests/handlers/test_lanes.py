@@ -165,7 +165,7 @@ def _stories(customers: int, updates: int) -> tuple[list[dict], dict[str, tuple[
 
 def test_two_concurrent_claimers_take_disjoint_lanes(postgres_url):
     engine = make_engine(postgres_url)
-    events, _ = _stories(customers=120, updates=1)  # in more lanes than half of them
+    events, _ = _stories(customers=12, updates=1)
     _queue(engine, events)
     lane_of_event = _lanes(engine)
     with session_scope(engine) as first:
@@ -178,7 +178,7 @@ def test_two_concurrent_claimers_take_disjoint_lanes(postgres_url):
             b_lanes = {lane_of_event[event.id] for event in b}
             assert a and b
             assert a_lanes.isdisjoint(b_lanes)
-            assert len(a_lanes) <= inbox.LANES // 2
+            assert len(a_lanes) <= len(set(lane_of_event.values())) // 2
             # each took every due event of its lanes (the batch size was not reached)
             for claimed, lanes in ((a, a_lanes), (b, b_lanes)):
                 assert {e.id for e in claimed} == {
