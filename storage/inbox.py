@@ -249,7 +249,6 @@ def _claim(due, limit: int, *columns):
 # Lane locks are transaction-level advisory locks on (LANE_NAMESPACE, lane); pg_locks shows
 # such a two-key lock with classid = the first key, objid = the second and objsubid = 2.
 LANE_NAMESPACE = int.from_bytes(hashlib.sha256(b"billbot.inbox:lane").digest()[:4]) >> 1
-LANE_PROBE = 4 * LANES  # how many of the oldest due events show which lanes to take
 _FREE_LANES = text(
     """
     WITH busy AS (
@@ -258,7 +257,7 @@ _FREE_LANES = text(
           AND database = (SELECT oid FROM pg_database WHERE datname = current_database())
           AND pid <> pg_backend_pid()
     )
-    SELECT lane FROM (
+    SELECT lane, count(*) FROM (
         SELECT lane, created FROM stripe_event
         WHERE status = 'pending' AND (next_attempt_at IS NULL OR next_attempt_at <= :now)
           AND lane NOT IN (SELECT lane FROM busy)
@@ -280,23 +279,41 @@ def _claim_from_free_lanes(session: Session, due, now: datetime, limit: int):
     Events of one owner share a lane (`lane_of`), so batches from disjoint lanes rarely
     share an object and do not queue for each other's locks, as consecutive oldest-first
     batches did. The lanes are those of the oldest due events outside the lanes others
-    hold: the older half of the free lanes that have due events (at least one), so the
-    next worker finds work too; only the lanes the batch claimed from are then held. In the claim turn nobody else
-    takes lanes, so what was free is still free when taken. Each lane is in one batch at a
-    time and a batch claims the oldest due events of its lanes, so the events of a lane are
-    claimed in `created` order. An object whose events are in several lanes (events stored
-    before lanes existed, in lane 0; a refund stored before its charge) is applied in claim order by
-    `claim_turn` and its name lock, like any object two batches share."""
-    free = {"namespace": LANE_NAMESPACE, "now": now, "probe": LANE_PROBE}
-    with_work = session.execute(_FREE_LANES, free).scalars().all()
-    if not with_work:
+    hold, oldest first, until they have a batch's worth of the oldest due events, but at
+    most half of the free lanes that have some (at least one), so the next worker finds
+    work too; when the free lanes hold less than two batches' worth, all of them (splitting
+    would leave two small batches). Only the lanes the batch claimed from are then held.
+    (The free lanes are seen among the oldest `2 * limit` free due events.) In the claim
+    turn nobody else takes lanes, so what was free is still free when taken. Each lane is
+    in one batch at a time and a batch claims the oldest due events of its lanes, so the
+    events of a lane are claimed in `created` order. An object whose events are in
+    several lanes (events stored before lanes existed, in lane 0; a refund stored before
+    its charge) is applied in claim order by `claim_turn` and its name lock, like any
+    object two batches share."""
+    probe = 2 * limit
+    free = {"namespace": LANE_NAMESPACE, "now": now, "probe": probe}
+    with_work = session.execute(_FREE_LANES, free).all()
+    lanes = _choose_lanes(with_work, limit=limit, probe=probe)
+    if not lanes:
         return []
-    lanes = with_work[: max(1, len(with_work) // 2)]
     rows = session.execute(_claim(and_(due, TABLE.c.lane.in_(lanes)), limit, TABLE.c.lane)).all()
     claimed = sorted({row[-1] for row in rows})
     if claimed:
         session.execute(_TAKE_LANES, {"namespace": LANE_NAMESPACE, "lanes": claimed})
     return [ClaimedEvent(*row[:-1]) for row in rows]
+
+
+def _choose_lanes(with_work: Sequence[tuple[int, int]], *, limit: int, probe: int) -> list[int]:
+    """From (lane, due events among the probed ones), oldest lane first: see above."""
+    if sum(count for _, count in with_work) < probe:
+        return [lane for lane, _ in with_work]
+    lanes, events = [], 0
+    for lane, count in with_work[: max(1, len(with_work) // 2)]:
+        lanes.append(lane)
+        events += count
+        if events >= limit:
+            break
+    return lanes
 
 
 CLAIM_KEY = int.from_bytes(hashlib.sha256(b"billbot.inbox:claim").digest()[:8], "big", signed=True)

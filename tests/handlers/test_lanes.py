@@ -163,30 +163,44 @@ def _stories(customers: int, updates: int) -> tuple[list[dict], dict[str, tuple[
     return events, order
 
 
-def test_two_concurrent_claimers_take_disjoint_lanes(postgres_url):
+def test_two_concurrent_claimers_take_disjoint_lanes_oldest_events_first(postgres_url):
     engine = make_engine(postgres_url)
     events, _ = _stories(customers=12, updates=1)
     _queue(engine, events)
     lane_of_event = _lanes(engine)
+    created = {event["id"]: event["created"] for event in events}
     with session_scope(engine) as first:
         with inbox.claim_turn(session=first):
-            a = inbox.claim_due(session=first, now=utcnow(), limit=1000)
+            a = inbox.claim_due(session=first, now=utcnow(), limit=8)
         with session_scope(engine) as second:
             with inbox.claim_turn(session=second):
-                b = inbox.claim_due(session=second, now=utcnow(), limit=1000)
+                b = inbox.claim_due(session=second, now=utcnow(), limit=8)
             a_lanes = {lane_of_event[event.id] for event in a}
             b_lanes = {lane_of_event[event.id] for event in b}
             assert a and b
             assert a_lanes.isdisjoint(b_lanes)
-            assert len(a_lanes) <= len(set(lane_of_event.values())) // 2
-            # each took every due event of its lanes (the batch size was not reached)
-            for claimed, lanes in ((a, a_lanes), (b, b_lanes)):
-                assert {e.id for e in claimed} == {
-                    i for i, lane in lane_of_event.items() if lane in lanes
-                }
+            for claimed in (a, b):  # from each of its lanes, that lane's oldest events
+                for lane in {lane_of_event[event.id] for event in claimed}:
+                    ids = {event.id for event in claimed if lane_of_event[event.id] == lane}
+                    in_lane = sorted(
+                        (i for i, other in lane_of_event.items() if other == lane),
+                        key=created.__getitem__,
+                    )
+                    newest = max(created[i] for i in ids)
+                    assert {i for i in in_lane if created[i] < newest} <= ids
             second.rollback()
         first.rollback()
     engine.dispose()
+
+
+def test_a_small_backlog_is_not_split():
+    """Less than two batches' worth of free due events: one batch takes every lane."""
+    with_work = [(5, 3), (9, 2), (1, 4)]
+    assert inbox._choose_lanes(with_work, limit=100, probe=200) == [5, 9, 1]
+    many = [(lane, 50) for lane in range(10)]  # 500 probed: two batches of 100 are there
+    assert inbox._choose_lanes(many, limit=100, probe=200) == [0, 1]
+    few_lanes = [(3, 150), (4, 150)]
+    assert inbox._choose_lanes(few_lanes, limit=100, probe=200) == [3]  # half, at least one
 
 
 def test_several_workers_apply_each_subscription_s_events_in_created_order(postgres_url):
