@@ -37,7 +37,7 @@ from bot.settings import Settings
 from bot.webhook_rejections import RejectionCounter
 from handlers.stripe.events import InvalidEvent, StripeEvent, parse_event
 from storage.db import DatabaseUnavailable
-from storage.inbox import NewInboxEvent
+from storage.inbox import NewInboxEvent, lane_of
 from storage.models.inbox import EventStatus
 from storage.types import utcnow
 
@@ -125,6 +125,7 @@ def inbox_event(
     object_id = event.object_id
     if object_id is not None and len(object_id) > OBJECT_ID_MAX:
         raise InvalidEvent("event 'data.object.id' is too long")
+    owner, parent = event.lane_owner
     refused = None
     if event.livemode and not settings.stripe_accept_live_events:
         refused = "live-mode event refused (STRIPE_ACCEPT_LIVE_EVENTS=false)"
@@ -142,6 +143,8 @@ def inbox_event(
         received_at=utcnow(),
         status=EventStatus.IGNORED if refused else EventStatus.PENDING,
         last_error=refused,
+        lane=lane_of(owner),
+        lane_parent=parent,
     )
 
 

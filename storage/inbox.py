@@ -13,6 +13,10 @@ Who guarantees what:
 - `claim_turn` makes, on PostgreSQL, claiming a batch and locking its objects one step that
   one worker at a time takes, so batches queue for shared objects in the order they were
   claimed (oldest events first); see its docstring for why it cannot deadlock.
+- Lanes (PostgreSQL): every row is stored with its owner's lane (`lane_of`), and a worker
+  claims only from lanes no other transaction holds, holding them until commit, so
+  concurrent batches are about different customers and do not queue for each other's
+  locks (`_claim_from_free_lanes`, docs/ingestion.md "Lanes").
 """
 
 from __future__ import annotations
@@ -20,12 +24,22 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from datetime import datetime, timedelta
 from operator import attrgetter
 from typing import Any
 
-from sqlalchemy import Connection, and_, func, or_, select, text, update
+from sqlalchemy import (
+    Connection,
+    and_,
+    bindparam,
+    func,
+    literal_column,
+    or_,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session
 
@@ -56,9 +70,13 @@ class NewInboxEvent:
     status: str = EventStatus.PENDING
     last_error: str | None = None
     attempts: int = 0
+    lane: int = 0  # `lane_of(owner)`; 0 for an event without an owner
+    # Not a column: the object whose stored events' lane this event takes instead, when one
+    # is stored (on PostgreSQL, where lanes are used: `_follow_parents`).
+    lane_parent: str | None = None
 
 
-_NEW_FIELDS = tuple(f.name for f in fields(NewInboxEvent))
+_NEW_FIELDS = tuple(f.name for f in fields(NewInboxEvent) if f.name != "lane_parent")
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,6 +111,7 @@ def insert_events(*, connection: Connection, events: Sequence[NewInboxEvent]) ->
     third dearer than `append_events`; use it where the caller must know which were new.)"""
     if not events:
         return set()
+    events = _follow_parents(connection, events)
     statement = _insert(connection).returning(TABLE.c.id)
     return set(connection.execute(statement, _rows(events)).scalars())
 
@@ -102,6 +121,7 @@ def append_events(*, connection: Connection, events: Sequence[NewInboxEvent]) ->
     hot path: when that is fewer than given, some were duplicates, which is all it needs)."""
     if not events:
         return 0
+    events = _follow_parents(connection, events)
     sql, processors = _raw_insert(connection.dialect)
     rows = []
     for event in events:
@@ -118,6 +138,30 @@ def append_events(*, connection: Connection, events: Sequence[NewInboxEvent]) ->
         return cursor.rowcount
     finally:
         cursor.close()
+
+
+def _follow_parents(
+    connection: Connection, events: Sequence[NewInboxEvent]
+) -> Sequence[NewInboxEvent]:
+    """PostgreSQL: an event with a `lane_parent` (a refund, an invoice payment) takes the
+    lane of its parent's events, stored before or in this batch, so that it is never
+    applied concurrently with them: its links to the charge or the invoice are filled by
+    whichever of the two is applied second, which must see the first one's rows. One
+    query per batch that has such events, on `object_id`'s index."""
+    if connection.dialect.name != "postgresql":
+        return events
+    parents = {event.lane_parent for event in events if event.lane_parent}
+    if not parents:
+        return events
+    lanes = {e.object_id: e.lane for e in events if e.object_id in parents and not e.lane_parent}
+    missing = sorted(parents - lanes.keys())
+    if missing:
+        query = select(TABLE.c.object_id, TABLE.c.lane).where(TABLE.c.object_id.in_(missing))
+        lanes.update({object_id: lane for object_id, lane in connection.execute(query)})
+    return [
+        replace(event, lane=lanes[event.lane_parent]) if event.lane_parent in lanes else event
+        for event in events
+    ]
 
 
 _RAW_INSERTS: dict[str, tuple[str, tuple[tuple[int, Callable[[Any], Any]], ...]]] = {}
@@ -152,25 +196,124 @@ def _rows(events: Sequence[NewInboxEvent]) -> list[dict[str, object]]:
     return [{name: getattr(event, name) for name in _NEW_FIELDS} for event in events]
 
 
+LANES = 64
+
+
+def lane_of(owner_id: str | None) -> int:
+    """The lane of an event about this owner (a customer, or the object itself): a stable
+    hash, the first byte of the owner's MD5 modulo `LANES`, so every process, and the
+    migration that gave stored events theirs, computes the same lane."""
+    if not owner_id:
+        return 0
+    return hashlib.md5(owner_id.encode(), usedforsecurity=False).digest()[0] % LANES
+
+
+# The literal (not a bound parameter) lets both databases use the partial index on pending rows.
+PENDING = TABLE.c.status == literal_column("'pending'")
+
+
+def due_clause(now: datetime):
+    """Pending events whose retry time (if any) has come."""
+    return and_(PENDING, or_(TABLE.c.next_attempt_at.is_(None), TABLE.c.next_attempt_at <= now))
+
+
 def claim_due(
     *, session: Session, now: datetime, limit: int, event_id: str | None = None
 ) -> list[ClaimedEvent]:
     """Pending events whose retry time has come, oldest `created` first, locked for this
-    transaction. With `event_id`, only that event (if it is still due)."""
-    due = and_(
-        TABLE.c.status == EventStatus.PENDING,
-        or_(TABLE.c.next_attempt_at.is_(None), TABLE.c.next_attempt_at <= now),
-    )
+    transaction. With `event_id`, only that event (if it is still due).
+
+    On PostgreSQL, without `event_id`, only from lanes no other transaction holds, and only
+    from some of those (`_claim_from_free_lanes`): call it in the claim turn (`claim_turn`)."""
+    due = due_clause(now)
     if event_id is not None:
         due = and_(due, TABLE.c.id == event_id)
-    statement = (
-        select(TABLE.c.id, TABLE.c.type, TABLE.c.source, TABLE.c.payload, TABLE.c.attempts)
+    elif session.get_bind().dialect.name == "postgresql":
+        return _claim_from_free_lanes(session, due, now, limit)
+    statement = _claim(due, limit)
+    return [ClaimedEvent(*row) for row in session.execute(statement)]
+
+
+def _claim(due, limit: int, *columns):
+    return (
+        select(
+            TABLE.c.id, TABLE.c.type, TABLE.c.source, TABLE.c.payload, TABLE.c.attempts, *columns
+        )
         .where(due)
         .order_by(TABLE.c.created)
         .limit(limit)
         .with_for_update(skip_locked=True)
     )
-    return [ClaimedEvent(*row) for row in session.execute(statement)]
+
+
+# Lane locks are transaction-level advisory locks on (LANE_NAMESPACE, lane); pg_locks shows
+# such a two-key lock with classid = the first key, objid = the second and objsubid = 2.
+LANE_NAMESPACE = int.from_bytes(hashlib.sha256(b"billbot.inbox:lane").digest()[:4]) >> 1
+_FREE_LANES = text(
+    """
+    WITH busy AS (
+        SELECT DISTINCT objid::int AS lane FROM pg_locks
+        WHERE locktype = 'advisory' AND classid = :namespace AND objsubid = 2
+          AND database = (SELECT oid FROM pg_database WHERE datname = current_database())
+          AND pid <> pg_backend_pid()
+    )
+    SELECT lane, count(*) FROM (
+        SELECT lane, created FROM stripe_event
+        WHERE status = 'pending' AND (next_attempt_at IS NULL OR next_attempt_at <= :now)
+          AND lane NOT IN (SELECT lane FROM busy)
+        ORDER BY created LIMIT :probe
+    ) AS oldest
+    GROUP BY lane ORDER BY min(created)
+    """
+).bindparams(bindparam("now", type_=TABLE.c.next_attempt_at.type))
+_TAKE_LANES = text(
+    "SELECT pg_advisory_xact_lock(:namespace, lane)"
+    " FROM unnest(CAST(:lanes AS int[])) AS lane ORDER BY lane"
+)
+
+
+def _claim_from_free_lanes(session: Session, due, now: datetime, limit: int):
+    """PostgreSQL: claim the oldest due events of some lanes no other transaction holds,
+    and hold those lanes until commit.
+
+    Events of one owner share a lane (`lane_of`), so batches from disjoint lanes rarely
+    share an object and do not queue for each other's locks, as consecutive oldest-first
+    batches did. The lanes are those of the oldest due events outside the lanes others
+    hold, oldest first, until they have a batch's worth of the oldest due events, but at
+    most half of the free lanes that have some (at least one), so the next worker finds
+    work too; when the free lanes hold less than two batches' worth, all of them (splitting
+    would leave two small batches). Only the lanes the batch claimed from are then held.
+    (The free lanes are seen among the oldest `2 * limit` free due events.) In the claim
+    turn nobody else takes lanes, so what was free is still free when taken. Each lane is
+    in one batch at a time and a batch claims the oldest due events of its lanes, so the
+    events of a lane are claimed in `created` order. An object whose events are in
+    several lanes (events stored before lanes existed, in lane 0; a refund stored before
+    its charge) is applied in claim order by `claim_turn` and its name lock, like any
+    object two batches share."""
+    probe = 2 * limit
+    free = {"namespace": LANE_NAMESPACE, "now": now, "probe": probe}
+    with_work = session.execute(_FREE_LANES, free).all()
+    lanes = _choose_lanes(with_work, limit=limit, probe=probe)
+    if not lanes:
+        return []
+    rows = session.execute(_claim(and_(due, TABLE.c.lane.in_(lanes)), limit, TABLE.c.lane)).all()
+    claimed = sorted({row[-1] for row in rows})
+    if claimed:
+        session.execute(_TAKE_LANES, {"namespace": LANE_NAMESPACE, "lanes": claimed})
+    return [ClaimedEvent(*row[:-1]) for row in rows]
+
+
+def _choose_lanes(with_work: Sequence[tuple[int, int]], *, limit: int, probe: int) -> list[int]:
+    """From (lane, due events among the probed ones), oldest lane first: see above."""
+    if sum(count for _, count in with_work) < probe:
+        return [lane for lane, _ in with_work]
+    lanes, events = [], 0
+    for lane, count in with_work[: max(1, len(with_work) // 2)]:
+        lanes.append(lane)
+        events += count
+        if events >= limit:
+            break
+    return lanes
 
 
 CLAIM_KEY = int.from_bytes(hashlib.sha256(b"billbot.inbox:claim").digest()[:8], "big", signed=True)

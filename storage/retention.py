@@ -10,9 +10,10 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import and_, delete, func, or_, select, update
+from sqlalchemy import delete, func, select, update
 from sqlmodel import Session, col
 
+from storage import inbox
 from storage.models.inbox import EventStatus, StripeEvent
 from storage.models.jobs import JobRun, PostedItem, RunStatus
 from storage.models.outbox import OutboxMessage, OutboxStatus
@@ -106,10 +107,7 @@ def requeue_messages(*, session: Session, message_ids: list[int], now: datetime)
 def due_inbox_backlog(*, session: Session, now: datetime) -> tuple[int, datetime | None]:
     """How many inbox events are due for the worker now, and when the oldest was received:
     a backlog that only grows means no worker is running."""
-    due = and_(
-        col(StripeEvent.status) == EventStatus.PENDING,
-        or_(col(StripeEvent.next_attempt_at).is_(None), col(StripeEvent.next_attempt_at) <= now),
-    )
+    due = inbox.due_clause(now)  # the partial index on pending rows, not a table scan
     count, oldest = session.execute(
         select(func.count(), func.min(StripeEvent.received_at)).where(due)
     ).one()

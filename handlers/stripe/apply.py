@@ -13,7 +13,9 @@ then parked as dead) and never blocks the others. The one-by-one pass re-claims 
 
 On PostgreSQL claiming a batch and locking the rows it will upsert is one step that one
 worker at a time takes (`storage.inbox.claim_turn`), so several workers apply the events
-about one object in the order they were claimed, oldest `created` first.
+about one object in the order they were claimed, oldest `created` first; and a worker
+claims only from lanes (customers, hashed) no other batch holds, so concurrent batches are
+about different customers and rarely wait for each other (`storage.inbox`).
 """
 
 from __future__ import annotations

@@ -39,6 +39,32 @@ class StripeEvent:
         value = self.object.get("object")
         return value if isinstance(value, str) else None
 
+    @property
+    def lane_owner(self) -> tuple[str | None, str | None]:
+        """Whose event this is, for the inbox's lanes (`storage.inbox.lane_of`): (owner,
+        parent). The owner is a customer's own id, else the customer `data.object` names
+        (an id or an expanded customer). A refund and an invoice payment name no customer:
+        they follow their parent's lane (the charge's, the invoice's: `parent`, looked up
+        among the stored events), with the parent's id as owner when none is stored. Any
+        other object without a customer is its own owner."""
+        obj = self.object
+        if obj.get("object") == "customer":
+            return self.object_id, None
+        customer = _expandable_id(obj.get("customer"))
+        if customer:
+            return customer, None
+        parent = _expandable_id(obj.get(_PARENT_FIELD.get(self.object_type or "", "")))
+        return (parent, parent) if parent else (self.object_id, None)
+
+
+_PARENT_FIELD = {"refund": "charge", "invoice_payment": "invoice"}
+
+
+def _expandable_id(value: Any) -> str | None:
+    if isinstance(value, dict):
+        value = value.get("id")
+    return value if isinstance(value, str) and value else None
+
 
 def parse_event(body: bytes | str | dict[str, Any]) -> StripeEvent:
     if isinstance(body, dict):

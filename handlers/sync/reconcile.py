@@ -70,6 +70,7 @@ __all__ = ["DriftReport", "Reconciler", "drift_report_text", "insert_missed_even
 def insert_missed_event(session: Session, event: dict[str, Any]) -> bool:
     """Put a missed event in the inbox for the worker; False if it is there already."""
     parsed = parse_event(event)
+    owner, parent = parsed.lane_owner
     row = inbox.NewInboxEvent(
         id=parsed.id,
         type=parsed.type,
@@ -80,6 +81,8 @@ def insert_missed_event(session: Session, event: dict[str, Any]) -> bool:
         payload=json.dumps(event, separators=(",", ":")),
         source=SOURCE,
         received_at=utcnow(),
+        lane=inbox.lane_of(owner),
+        lane_parent=parent,
     )
     return bool(inbox.insert_events(connection=session.connection(), events=[row]))
 

@@ -7,6 +7,7 @@ object in the order they were claimed."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import threading
@@ -83,13 +84,17 @@ def test_an_older_event_waits_for_a_newer_one_in_flight(postgres_url):
     engine.dispose()
 
 
-def _queue(engine, events: list[dict]) -> None:
+def _queue(engine, events: list[dict], *, lane: int | None = None) -> None:
+    """Store the events as the webhook does; with `lane`, all in that lane (as events
+    stored before lanes existed are in lane 0)."""
     settings = Settings(_env_file=None)
     rows = [
         inbox_event(parse_event(json.dumps(raw)), payload=json.dumps(raw), source="webhook",
                     settings=settings)
         for raw in events
     ]  # fmt: skip
+    if lane is not None:
+        rows = [dataclasses.replace(row, lane=lane) for row in rows]
     with engine.begin() as connection:
         inbox.insert_events(connection=connection, events=rows)
 
@@ -125,13 +130,16 @@ def test_two_workers_creating_the_same_new_objects_never_collide(postgres_url, c
     """Worker A's batch creates three customers, their subscriptions and invoices and is
     held open; worker B's batch has the next events about the same objects. B waits for A's
     commit (before it, B found no rows and inserted them too: one batch failed on the key,
-    was split and its events retried), then applies its events to A's rows."""
+    was split and its events retried), then applies its events to A's rows. (The first
+    events are stored in lane 0 and the next ones in lane 1: batches of their own lanes
+    would never share an object.)"""
     caplog.set_level(logging.INFO, logger="handlers.stripe.apply")
     engine = make_engine(postgres_url)
     stories = [_new_objects(number) for number in range(3)]
     first = [event for story in stories for event in story[0]]
     then = [event for story in stories for event in story[1]]
-    _queue(engine, first + then)
+    _queue(engine, first, lane=0)
+    _queue(engine, then, lane=1)
     paused, b_applying, proceed = threading.Event(), threading.Event(), threading.Event()
     results: dict[str, BatchResult] = {}
     errors: list[BaseException] = []
@@ -205,7 +213,9 @@ def test_two_workers_apply_one_subscription_s_events_in_created_order(postgres_u
     claims next: the same subscription's expansion, 5 s later. B must not apply it before A
     applies the creation. (It used to: B took the subscription's lock first, A's creation was
     then stale, and the ledger showed one new line at the later quantity instead of the new
-    subscription and its expansion.)"""
+    subscription and its expansion.) The creation is stored in lane 0, as events stored
+    before lanes existed are: in the subscription's own lane B would find the lane taken and
+    claim nothing."""
     engine = make_engine(postgres_url)
     cus = f.customer()
     seats = f.price(unit_amount=1000)
@@ -214,7 +224,8 @@ def test_two_workers_apply_one_subscription_s_events_in_created_order(postgres_u
     more = f.subscription(customer=cus["id"], id=sub["id"], items=[f.item(seats, 5, id=line.id)])
     created = f.event("customer.subscription.created", sub, created=f.T0 + 1, api_version=f.NEW)
     updated = f.event("customer.subscription.updated", more, created=f.T0 + 6, api_version=f.NEW)
-    _queue(engine, [created, updated])
+    _queue(engine, [created], lane=0)  # as if stored before lanes: B can claim the next one
+    _queue(engine, [updated])
     a_claimed, b_done = threading.Event(), threading.Event()
     errors: list[BaseException] = []
 

@@ -1,0 +1,327 @@
+"""Inbox lanes: every event is stored with its owner's lane, and on PostgreSQL concurrent
+workers claim from disjoint lanes, the oldest due events of each first."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import importlib.util
+import json
+import threading
+import uuid
+from pathlib import Path
+
+import pytest
+from alembic import command
+from sqlalchemy import select, text
+from sqlalchemy.engine import make_url
+
+from bot.settings import Settings
+from bot.webhook import inbox_event
+from handlers.revenue.ledger import mrr_ledger_reaction
+from handlers.stripe.apply import ApplyOptions, apply_due_events
+from handlers.stripe.events import parse_event
+from storage import inbox
+from storage.db import make_engine, session_scope
+from storage.migrate import alembic_config, upgrade
+from storage.models import MrrMovement, Subscription
+from storage.models.inbox import EventStatus
+from storage.models.inbox import StripeEvent as InboxEvent
+from storage.types import utcnow
+from tests import factories as f
+from tests.handlers.support import fetch
+from tests.ingest_support import inbox_rows
+
+MIGRATIONS = Path(__file__).resolve().parents[2] / "storage" / "migrations" / "versions"
+MIGRATION = next(MIGRATIONS.glob("*_inbox_lanes_and_pending_index.py"))
+
+
+def _event(event_type: str, obj: dict) -> dict:
+    return f.event(event_type, obj, created=f.T0, api_version=f.NEW)
+
+
+def _rows(events: list[dict]) -> list[inbox.NewInboxEvent]:
+    settings = Settings(_env_file=None)
+    return [
+        inbox_event(parse_event(json.dumps(raw)), payload=json.dumps(raw), source="webhook",
+                    settings=settings)
+        for raw in events
+    ]  # fmt: skip
+
+
+def _queue(engine, events: list[dict]) -> None:
+    with engine.begin() as connection:
+        inbox.insert_events(connection=connection, events=_rows(events))
+
+
+def _lanes(engine) -> dict[str, int]:
+    with engine.connect() as connection:
+        return dict(connection.execute(select(InboxEvent.id, InboxEvent.lane)).all())
+
+
+def test_an_event_s_owner_is_its_customer_else_its_parent_else_itself():
+    cus = f.customer()
+    sub = f.subscription(customer=cus["id"], items=[f.item(f.price(), 1)])
+    charge = f.charge(customer=None, amount=500)
+    cases = {
+        "customer": (_event("customer.updated", cus), (cus["id"], None)),
+        "subscription": (_event("customer.subscription.created", sub), (cus["id"], None)),
+        "expanded customer": (
+            _event("customer.subscription.updated", {**sub, "customer": cus}),
+            (cus["id"], None),
+        ),
+        "guest charge": (_event("charge.succeeded", charge), (charge["id"], None)),
+        "refund": (
+            _event("refund.created", f.refund(charge=charge["id"], amount=100)),
+            (charge["id"], charge["id"]),
+        ),
+        "invoice payment": (
+            _event(
+                "invoice_payment.paid",
+                f.invoice_payment(invoice="in_parent", payment_intent="pi_p"),
+            ),
+            ("in_parent", "in_parent"),
+        ),
+    }
+    for name, (raw, expected) in cases.items():
+        assert parse_event(json.dumps(raw)).lane_owner == expected, name
+
+
+def test_a_lane_is_a_stable_hash_of_the_owner_and_the_migration_computes_the_same():
+    digest = hashlib.md5(b"cus_stable").digest()
+    assert inbox.lane_of("cus_stable") == digest[0] % inbox.LANES
+    assert inbox.lane_of(None) == 0
+    spec = importlib.util.spec_from_file_location("lanes_migration", MIGRATION)
+    migration = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(migration)
+    cus = f.customer()
+    charge = f.charge(customer=cus["id"])
+    for raw in (
+        _event("customer.created", cus),
+        _event("charge.succeeded", charge),
+        _event("refund.created", f.refund(charge=charge["id"])),
+        _event("invoice_payment.paid", f.invoice_payment(invoice="in_x", payment_intent="pi_x")),
+        _event(
+            "customer.subscription.updated",
+            {**f.subscription(customer=cus["id"], items=[f.item(f.price(), 1)]), "customer": cus},
+        ),
+    ):
+        event = parse_event(json.dumps(raw))
+        owner, parent = migration._owner(json.dumps(raw))
+        assert (owner, parent) == event.lane_owner
+        assert migration._lane(owner) == inbox.lane_of(event.lane_owner[0])
+    assert migration._owner("{not json") == (None, None)
+
+
+def test_refunds_and_invoice_payments_take_their_parent_s_lane_on_postgres(postgres_url):
+    """Their links to the charge or the invoice are filled by whichever of the two is
+    applied second: in one lane they are never applied concurrently."""
+    engine = make_engine(postgres_url)
+    cus = f.customer()
+    charge = f.charge(customer=cus["id"])
+    inv = f.invoice(customer=cus["id"])
+    charge_event = _event("charge.succeeded", charge)
+    invoice_event = _event("invoice.finalized", inv)
+    refund = _event("refund.created", f.refund(charge=charge["id"]))
+    payment = _event(
+        "invoice_payment.paid", f.invoice_payment(invoice=inv["id"], payment_intent="pi_y")
+    )
+    orphan = _event("refund.created", f.refund(charge="ch_never_stored"))
+    _queue(engine, [charge_event])
+    _queue(engine, [refund])  # its parent stored before
+    _queue(engine, [invoice_event, payment, orphan])  # its parent in the same batch
+    lanes = _lanes(engine)
+    assert lanes[refund["id"]] == lanes[charge_event["id"]] == inbox.lane_of(cus["id"])
+    assert lanes[payment["id"]] == lanes[invoice_event["id"]] == inbox.lane_of(cus["id"])
+    assert lanes[orphan["id"]] == inbox.lane_of("ch_never_stored")
+    engine.dispose()
+
+
+def _stories(customers: int, updates: int) -> tuple[list[dict], dict[str, tuple[str, list[str]]]]:
+    """Each customer's subscription created, then grown one seat at a time; stories
+    interleave in `created`. Returns the events and, for each subscription, its customer and
+    its event ids in order."""
+    events, order = [], {}
+    seats = f.price(unit_amount=1000)
+    for number in range(customers):
+        cus = f.customer()
+        line = f.item(seats, 1)
+        sub = f.subscription(customer=cus["id"], items=[line])
+        story = [f.event("customer.created", cus, created=f.T0 + number, api_version=f.NEW)]
+        for step in range(updates + 1):
+            body = f.subscription(
+                customer=cus["id"], id=sub["id"], items=[f.item(seats, 1 + step, id=line.id)]
+            )
+            kind = "created" if step == 0 else "updated"
+            story.append(
+                f.event(f"customer.subscription.{kind}", body,
+                        created=f.T0 + number + 10 * (step + 1), api_version=f.NEW)
+            )  # fmt: skip
+        events += story
+        order[sub["id"]] = (cus["id"], [event["id"] for event in story[1:]])
+    events.sort(key=lambda event: event["created"])
+    return events, order
+
+
+def test_two_concurrent_claimers_take_disjoint_lanes_oldest_events_first(postgres_url):
+    engine = make_engine(postgres_url)
+    events, _ = _stories(customers=12, updates=1)
+    _queue(engine, events)
+    lane_of_event = _lanes(engine)
+    created = {event["id"]: event["created"] for event in events}
+    with session_scope(engine) as first:
+        with inbox.claim_turn(session=first):
+            a = inbox.claim_due(session=first, now=utcnow(), limit=8)
+        with session_scope(engine) as second:
+            with inbox.claim_turn(session=second):
+                b = inbox.claim_due(session=second, now=utcnow(), limit=8)
+            a_lanes = {lane_of_event[event.id] for event in a}
+            b_lanes = {lane_of_event[event.id] for event in b}
+            assert a and b
+            assert a_lanes.isdisjoint(b_lanes)
+            for claimed in (a, b):  # from each of its lanes, that lane's oldest events
+                for lane in {lane_of_event[event.id] for event in claimed}:
+                    ids = {event.id for event in claimed if lane_of_event[event.id] == lane}
+                    in_lane = sorted(
+                        (i for i, other in lane_of_event.items() if other == lane),
+                        key=created.__getitem__,
+                    )
+                    newest = max(created[i] for i in ids)
+                    assert {i for i in in_lane if created[i] < newest} <= ids
+            second.rollback()
+        first.rollback()
+    engine.dispose()
+
+
+def test_a_small_backlog_is_not_split():
+    """Less than two batches' worth of free due events: one batch takes every lane."""
+    with_work = [(5, 3), (9, 2), (1, 4)]
+    assert inbox._choose_lanes(with_work, limit=100, probe=200) == [5, 9, 1]
+    many = [(lane, 50) for lane in range(10)]  # 500 probed: two batches of 100 are there
+    assert inbox._choose_lanes(many, limit=100, probe=200) == [0, 1]
+    few_lanes = [(3, 150), (4, 150)]
+    assert inbox._choose_lanes(few_lanes, limit=100, probe=200) == [3]  # half, at least one
+
+
+def test_several_workers_apply_each_subscription_s_events_in_created_order(postgres_url):
+    """Four workers with small batches: every subscription's ledger reads new, then one
+    expansion per update, in `created` order, and every event is applied once."""
+    engine = make_engine(postgres_url)
+    events, order = _stories(customers=16, updates=3)
+    _queue(engine, events)
+    errors: list[BaseException] = []
+    start = threading.Barrier(4)
+
+    def run() -> None:
+        own = make_engine(postgres_url)  # its own connections, as a separate process would have
+        options = ApplyOptions(
+            batch_size=7, reactions=(mrr_ledger_reaction(Settings(_env_file=None)),)
+        )
+        try:
+            start.wait()
+            while apply_due_events(engine=own, options=options).claimed:
+                pass
+        except BaseException as exc:  # reported by the assertions below
+            errors.append(exc)
+        finally:
+            own.dispose()
+
+    threads = [threading.Thread(target=run) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(120)
+    options = ApplyOptions(reactions=(mrr_ledger_reaction(Settings(_env_file=None)),))
+    _drain(postgres_url, options)  # whatever was in others' lanes when a worker looked last
+    assert errors == []
+    assert {(row.status, row.attempts) for row in inbox_rows(engine)} == {(EventStatus.APPLIED, 0)}
+    with session_scope(engine) as session:
+        ledger = session.execute(
+            select(MrrMovement.customer_id, MrrMovement.kind, MrrMovement.event_id).order_by(
+                MrrMovement.id
+            )
+        ).all()
+    for sub_id, (cus_id, event_ids) in order.items():
+        lines = [(kind, event_id) for customer, kind, event_id in ledger if customer == cus_id]
+        assert lines == [("new", event_ids[0])] + [("expansion", i) for i in event_ids[1:]]
+        assert fetch(engine, Subscription, sub_id).version_event_id == event_ids[-1]
+    engine.dispose()
+
+
+def test_events_stored_before_lanes_are_applied_with_the_newer_ones(postgres_url):
+    """Rows stored before the migration that were not pending keep lane 0; an event stored
+    in lane 0 is claimed like any other, and its object's newer events in their own lane
+    wait for it (the claim turn and the object's name lock)."""
+    engine = make_engine(postgres_url)
+    events, order = _stories(customers=6, updates=2)
+    older = [e for e in events if e["created"] < f.T0 + 20]
+    rows = [dataclasses.replace(row, lane=0) for row in _rows(older)]
+    with engine.begin() as connection:
+        inbox.insert_events(connection=connection, events=rows)
+    _queue(engine, [e for e in events if e["created"] >= f.T0 + 20])
+    options = ApplyOptions(batch_size=4, reactions=(mrr_ledger_reaction(Settings(_env_file=None)),))
+    workers = [threading.Thread(target=_drain, args=(postgres_url, options)) for _ in range(2)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(120)
+    _drain(postgres_url, options)
+    assert {row.status for row in inbox_rows(engine)} == {EventStatus.APPLIED}
+    for sub_id, (_, event_ids) in order.items():
+        assert fetch(engine, Subscription, sub_id).version_event_id == event_ids[-1]
+    engine.dispose()
+
+
+def _drain(url: str, options: ApplyOptions) -> None:
+    own = make_engine(url)
+    try:
+        while apply_due_events(engine=own, options=options).claimed:
+            pass
+    finally:
+        own.dispose()
+
+
+@pytest.fixture
+def fresh_postgres_url(postgres_url):
+    """An empty database on the test server, dropped afterwards (for migrating step by step)."""
+    admin = make_engine(postgres_url).execution_options(isolation_level="AUTOCOMMIT")
+    name = f"billbot_lanes_{uuid.uuid4().hex[:10]}"
+    with admin.connect() as connection:
+        connection.exec_driver_sql(f'CREATE DATABASE "{name}"')
+    try:
+        yield make_url(postgres_url).set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as connection:
+            connection.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.dispose()
+
+
+def test_the_migration_gives_pending_events_their_lanes(fresh_postgres_url):
+    engine = make_engine(fresh_postgres_url)
+    config = alembic_config(engine)
+    command.upgrade(config, "287f035cbe32")  # the revision before lanes
+    cus = f.customer()
+    charge = f.charge(customer=cus["id"])
+    pending = [
+        _event("charge.succeeded", charge),
+        _event("refund.created", f.refund(charge=charge["id"])),
+        _event("customer.updated", cus),
+    ]
+    applied = _event("customer.created", cus)
+    with engine.begin() as connection:
+        for raw, status in [(e, "pending") for e in pending] + [(applied, "applied")]:
+            connection.execute(
+                text(
+                    "INSERT INTO stripe_event (id, type, livemode, created, object_id, source,"
+                    " payload, received_at, status, attempts)"
+                    " VALUES (:id, :type, false, now(), :object_id, 'webhook', :payload, now(),"
+                    " :status, 0)"
+                ),
+                {"id": raw["id"], "type": raw["type"], "object_id": raw["data"]["object"]["id"],
+                 "payload": json.dumps(raw), "status": status},
+            )  # fmt: skip
+    upgrade(engine)
+    lanes = _lanes(engine)
+    assert [lanes[e["id"]] for e in pending] == [inbox.lane_of(cus["id"])] * 3
+    assert lanes[applied["id"]] == 0
+    engine.dispose()
