@@ -187,6 +187,7 @@ def _drain_child(database_url: str) -> None:
     settings = bench_settings(database_url)
     engine = make_engine(database_url)
     worker = Worker.from_settings(settings, engine=engine, reactions=standard_reactions(settings))
+    worker.announce()  # before the start: each worker's first batch already sees the others
     print("ready", flush=True)
     sys.stdin.readline()
     cpu_started = time.process_time()
@@ -197,6 +198,7 @@ def _drain_child(database_url: str) -> None:
         "result": dataclasses.asdict(result),
     }
     print(json.dumps(report), flush=True)
+    worker.withdraw()
     engine.dispose()
 
 

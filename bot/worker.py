@@ -20,6 +20,7 @@ from sqlalchemy import Engine
 from bot.settings import Settings
 from handlers.stripe.apply import ApplyOptions, BatchResult, Clock, apply_due_events
 from handlers.stripe.registry import Reaction
+from storage.inbox import WorkerPresence
 from storage.types import utcnow
 
 logger = logging.getLogger(__name__)
@@ -41,11 +42,13 @@ class Worker:
         clock: Clock = utcnow,
     ) -> None:
         self.engine = engine
+        self.presence = WorkerPresence(engine)
         self.options = ApplyOptions(
             batch_size=batch_size,
             max_attempts=max_attempts,
             reactions=tuple(reactions),
             clock=clock,
+            worker=self.presence.token,
         )
         self.poll_seconds = poll_seconds
         self._wake = threading.Event()
@@ -75,19 +78,32 @@ class Worker:
         """New events were committed: look now instead of at the next poll."""
         self._wake.set()
 
+    def announce(self) -> None:
+        """PostgreSQL: tell other workers this one is running (storage.inbox.WorkerPresence),
+        so that their batches leave lanes for it. Each batch does it first too."""
+        self.presence.announce()
+
+    def withdraw(self) -> None:
+        self.presence.withdraw()
+
     def run_batch(self) -> BatchResult:
+        self.presence.announce()
         result = apply_due_events(engine=self.engine, options=self.options)
         self.totals.add(result)
         return result
 
     def drain(self) -> BatchResult:
-        """Apply batches until nothing is due (events waiting for a retry time are left)."""
+        """Apply batches until nothing is due (events waiting for a retry time are left).
+        A run of its own: the worker's presence ends with it."""
         total = BatchResult()
-        while not self._stopping.is_set():
-            result = self.run_batch()
-            total.add(result)
-            if result.claimed == 0:
-                break
+        try:
+            while not self._stopping.is_set():
+                result = self.run_batch()
+                total.add(result)
+                if result.claimed == 0:
+                    break
+        finally:
+            self.presence.withdraw()
         return total
 
     def run(self) -> None:
@@ -108,6 +124,7 @@ class Worker:
                 failures = 0
             if result.claimed == 0:
                 self._sleep(self.poll_seconds)
+        self.presence.withdraw()
 
     def _sleep(self, seconds: float) -> None:
         self._wake.wait(seconds)
@@ -128,6 +145,7 @@ class Worker:
             if self._thread.is_alive():
                 logger.error("worker.stop_timeout seconds=%s", timeout)
             self._thread = None
+        self.presence.withdraw()
         logger.info("worker.stopped applied=%d", self.totals.applied)
 
     def request_stop(self) -> None:

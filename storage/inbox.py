@@ -22,6 +22,9 @@ Who guarantees what:
 from __future__ import annotations
 
 import hashlib
+import logging
+import secrets
+import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, fields, replace
@@ -31,6 +34,7 @@ from typing import Any
 
 from sqlalchemy import (
     Connection,
+    Engine,
     and_,
     bindparam,
     func,
@@ -45,6 +49,8 @@ from sqlmodel import Session
 
 from storage.models.inbox import EventStatus
 from storage.models.inbox import StripeEvent as InboxEvent
+
+logger = logging.getLogger(__name__)
 
 TABLE = InboxEvent.__table__
 FAILED_STATUSES = (EventStatus.PENDING, EventStatus.DEAD)
@@ -218,18 +224,24 @@ def due_clause(now: datetime):
 
 
 def claim_due(
-    *, session: Session, now: datetime, limit: int, event_id: str | None = None
+    *,
+    session: Session,
+    now: datetime,
+    limit: int,
+    event_id: str | None = None,
+    worker: int | None = None,
 ) -> list[ClaimedEvent]:
     """Pending events whose retry time has come, oldest `created` first, locked for this
     transaction. With `event_id`, only that event (if it is still due).
 
     On PostgreSQL, without `event_id`, only from lanes no other transaction holds, and only
-    from some of those (`_claim_from_free_lanes`): call it in the claim turn (`claim_turn`)."""
+    from some of those (`_claim_from_free_lanes`): call it in the claim turn (`claim_turn`).
+    `worker` is the claimer's own `WorkerPresence.token`, if it announced itself."""
     due = due_clause(now)
     if event_id is not None:
         due = and_(due, TABLE.c.id == event_id)
     elif session.get_bind().dialect.name == "postgresql":
-        return _claim_from_free_lanes(session, due, now, limit)
+        return _claim_from_free_lanes(session, due, now, limit, worker)
     statement = _claim(due, limit)
     return [ClaimedEvent(*row) for row in session.execute(statement)]
 
@@ -256,8 +268,13 @@ _FREE_LANES = text(
         WHERE locktype = 'advisory' AND classid = :namespace AND objsubid = 2
           AND database = (SELECT oid FROM pg_database WHERE datname = current_database())
           AND pid <> pg_backend_pid()
+    ), others AS (
+        SELECT count(*) AS workers FROM pg_locks
+        WHERE locktype = 'advisory' AND classid = :workers AND objsubid = 2 AND granted
+          AND database = (SELECT oid FROM pg_database WHERE datname = current_database())
+          AND objid::bigint <> :me
     )
-    SELECT lane, count(*) FROM (
+    SELECT lane, count(*), (SELECT workers FROM others) FROM (
         SELECT lane, created FROM stripe_event
         WHERE status = 'pending' AND (next_attempt_at IS NULL OR next_attempt_at <= :now)
           AND lane NOT IN (SELECT lane FROM busy)
@@ -272,7 +289,9 @@ _TAKE_LANES = text(
 )
 
 
-def _claim_from_free_lanes(session: Session, due, now: datetime, limit: int):
+def _claim_from_free_lanes(
+    session: Session, due, now: datetime, limit: int, worker: int | None = None
+):
     """PostgreSQL: claim the oldest due events of some lanes no other transaction holds,
     and hold those lanes until commit.
 
@@ -282,7 +301,9 @@ def _claim_from_free_lanes(session: Session, due, now: datetime, limit: int):
     hold, oldest first, until they have a batch's worth of the oldest due events, but at
     most half of the free lanes that have some (at least one), so the next worker finds
     work too; when the free lanes hold less than two batches' worth, all of them (splitting
-    would leave two small batches). Only the lanes the batch claimed from are then held.
+    would leave two small batches). A worker that sees no other worker announced
+    (`WorkerPresence`) takes every free lane: alone, it claims the oldest due events
+    overall, exactly as without lanes. Only the lanes the batch claimed from are then held.
     (The free lanes are seen among the oldest `2 * limit` free due events.) In the claim
     turn nobody else takes lanes, so what was free is still free when taken. Each lane is
     in one batch at a time and a batch claims the oldest due events of its lanes, so the
@@ -291,9 +312,20 @@ def _claim_from_free_lanes(session: Session, due, now: datetime, limit: int):
     its charge) is applied in claim order by `claim_turn` and its name lock, like any
     object two batches share."""
     probe = 2 * limit
-    free = {"namespace": LANE_NAMESPACE, "now": now, "probe": probe}
-    with_work = session.execute(_FREE_LANES, free).all()
-    lanes = _choose_lanes(with_work, limit=limit, probe=probe)
+    free = {
+        "namespace": LANE_NAMESPACE,
+        "workers": WORKER_NAMESPACE,
+        "me": -1 if worker is None else worker,
+        "now": now,
+        "probe": probe,
+    }
+    rows = session.execute(_FREE_LANES, free).all()
+    with_work = [(lane, count) for lane, count, _ in rows]
+    others = rows[0][2] if rows else 0
+    if others:
+        lanes = _choose_lanes(with_work, limit=limit, probe=probe)
+    else:  # no other worker: the oldest due events of every free lane, as without lanes
+        lanes = [lane for lane, _ in with_work]
     if not lanes:
         return []
     rows = session.execute(_claim(and_(due, TABLE.c.lane.in_(lanes)), limit, TABLE.c.lane)).all()
@@ -301,6 +333,65 @@ def _claim_from_free_lanes(session: Session, due, now: datetime, limit: int):
     if claimed:
         session.execute(_TAKE_LANES, {"namespace": LANE_NAMESPACE, "lanes": claimed})
     return [ClaimedEvent(*row[:-1]) for row in rows]
+
+
+# A running worker's presence: a session-level advisory lock on (WORKER_NAMESPACE, token).
+WORKER_NAMESPACE = int.from_bytes(hashlib.sha256(b"billbot.inbox:worker").digest()[:4]) >> 1
+_ANNOUNCE = text("SELECT pg_advisory_lock(:namespace, :token)")
+PRESENCE_CHECK_SECONDS = 30.0
+
+
+class WorkerPresence:
+    """PostgreSQL: a worker says it is running by holding a session-level advisory lock on
+    (`WORKER_NAMESPACE`, `token`) on a connection of its own, for as long as it runs (the
+    server drops the lock with the connection, so a worker that dies is gone at once).
+
+    Claimers count the others' (`_claim_from_free_lanes`): a worker alone takes every lane,
+    a worker with company leaves some for the others. Best effort: when the database is
+    unreachable nothing is announced and the worker behaves as if alone until it is, which
+    only costs the other workers some parallelism, never correctness. The connection is
+    checked every `PRESENCE_CHECK_SECONDS` and the lock taken again when it was lost."""
+
+    def __init__(self, engine: Engine, *, clock: Callable[[], float] = time.monotonic) -> None:
+        self.engine = engine
+        self.token = secrets.randbelow(2**31)
+        self._clock = clock
+        self._connection: Connection | None = None
+        self._checked = 0.0
+
+    def announce(self) -> None:
+        """Hold the lock now if it is not held (or not known to be held lately)."""
+        if self.engine.dialect.name != "postgresql":
+            return
+        now = self._clock()
+        if self._connection is not None and now - self._checked < PRESENCE_CHECK_SECONDS:
+            return
+        self._checked = now
+        try:
+            if self._connection is not None:
+                self._connection.exec_driver_sql("SELECT 1")
+                self._connection.commit()
+                return
+        except Exception:
+            self.withdraw()
+        try:
+            connection = self.engine.connect()
+            connection.execute(_ANNOUNCE, {"namespace": WORKER_NAMESPACE, "token": self.token})
+            connection.commit()
+        except Exception:
+            logger.debug("inbox.worker_presence_failed", exc_info=True)
+            return
+        self._connection = connection
+
+    def withdraw(self) -> None:
+        """Drop the lock with its connection."""
+        connection, self._connection = self._connection, None
+        if connection is not None:
+            try:
+                connection.invalidate()  # never back to the pool with the lock held
+                connection.close()
+            except Exception:
+                logger.debug("inbox.worker_presence_close_failed", exc_info=True)
 
 
 def _choose_lanes(with_work: Sequence[tuple[int, int]], *, limit: int, probe: int) -> list[int]:

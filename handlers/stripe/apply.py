@@ -68,6 +68,7 @@ class ApplyOptions:
     reactions: Sequence[Reaction] = ()
     clock: Clock = utcnow
     lookup: HandlerLookup = handler_for
+    worker: int | None = None  # the applying worker's presence token (storage.inbox.WorkerPresence)
 
 
 class _Outcome:
@@ -87,7 +88,10 @@ def apply_due_events(*, engine: Engine, options: ApplyOptions = ApplyOptions()) 
         with session_scope(engine) as session:
             with inbox.claim_turn(session=session):
                 claimed = inbox.claim_due(
-                    session=session, now=options.clock(), limit=options.batch_size
+                    session=session,
+                    now=options.clock(),
+                    limit=options.batch_size,
+                    worker=options.worker,
                 )
                 claimed_ids = [event.id for event in claimed]
                 parsed = _lock_batch(session, claimed, options)

@@ -163,18 +163,25 @@ def _stories(customers: int, updates: int) -> tuple[list[dict], dict[str, tuple[
     return events, order
 
 
+def _claim(session, worker: inbox.WorkerPresence | None, limit: int = 8):
+    with inbox.claim_turn(session=session):
+        token = None if worker is None else worker.token
+        return inbox.claim_due(session=session, now=utcnow(), limit=limit, worker=token)
+
+
 def test_two_concurrent_claimers_take_disjoint_lanes_oldest_events_first(postgres_url):
     engine = make_engine(postgres_url)
     events, _ = _stories(customers=12, updates=1)
     _queue(engine, events)
     lane_of_event = _lanes(engine)
     created = {event["id"]: event["created"] for event in events}
+    one, other = inbox.WorkerPresence(engine), inbox.WorkerPresence(engine)
+    one.announce()
+    other.announce()
     with session_scope(engine) as first:
-        with inbox.claim_turn(session=first):
-            a = inbox.claim_due(session=first, now=utcnow(), limit=8)
+        a = _claim(first, one)
         with session_scope(engine) as second:
-            with inbox.claim_turn(session=second):
-                b = inbox.claim_due(session=second, now=utcnow(), limit=8)
+            b = _claim(second, other)
             a_lanes = {lane_of_event[event.id] for event in a}
             b_lanes = {lane_of_event[event.id] for event in b}
             assert a and b
@@ -190,6 +197,47 @@ def test_two_concurrent_claimers_take_disjoint_lanes_oldest_events_first(postgre
                     assert {i for i in in_lane if created[i] < newest} <= ids
             second.rollback()
         first.rollback()
+    one.withdraw()
+    other.withdraw()
+    engine.dispose()
+
+
+def test_a_worker_alone_claims_the_oldest_events_of_every_lane(postgres_url):
+    """No other worker announced: a batch is the oldest due events overall, exactly as
+    without lanes; once another announces itself, lanes are left for it, and when it
+    withdraws (or its connection dies), the worker is alone again."""
+    engine = make_engine(postgres_url)
+    events, _ = _stories(customers=12, updates=1)
+    _queue(engine, events)
+    oldest = [event["id"] for event in events[:8]]  # events are stored in created order
+    lanes_with_work = len(set(_lanes(engine).values()))
+    me, other = inbox.WorkerPresence(engine), inbox.WorkerPresence(engine)
+    me.announce()
+
+    def claimed() -> list[str]:
+        with session_scope(engine) as session:
+            ids = [event.id for event in _claim(session, me)]
+            session.rollback()
+        return ids
+
+    assert claimed() == oldest
+    other.announce()
+    shared = claimed()
+    assert shared != oldest
+    assert len({_lanes(engine)[i] for i in shared}) <= lanes_with_work // 2
+    other.withdraw()
+    assert claimed() == oldest
+    other.announce()
+    with engine.connect() as connection:  # the other worker's process dies
+        connection.execute(
+            text(
+                "SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = 'advisory'"
+                " AND classid = :namespace AND objid = :token AND objsubid = 2"
+            ),
+            {"namespace": inbox.WORKER_NAMESPACE, "token": other.token},
+        )
+    assert claimed() == oldest
+    me.withdraw()
     engine.dispose()
 
 
@@ -214,8 +262,12 @@ def test_several_workers_apply_each_subscription_s_events_in_created_order(postg
 
     def run() -> None:
         own = make_engine(postgres_url)  # its own connections, as a separate process would have
+        presence = inbox.WorkerPresence(own)
+        presence.announce()
         options = ApplyOptions(
-            batch_size=7, reactions=(mrr_ledger_reaction(Settings(_env_file=None)),)
+            batch_size=7,
+            reactions=(mrr_ledger_reaction(Settings(_env_file=None)),),
+            worker=presence.token,
         )
         try:
             start.wait()
@@ -224,6 +276,7 @@ def test_several_workers_apply_each_subscription_s_events_in_created_order(postg
         except BaseException as exc:  # reported by the assertions below
             errors.append(exc)
         finally:
+            presence.withdraw()
             own.dispose()
 
     threads = [threading.Thread(target=run) for _ in range(4)]
