@@ -12,7 +12,8 @@
    round by round.
 2. Applying: the worker drains the same kind of events from the inbox into the store with
    the real handlers and the standard reactions (MRR ledger, alerts), on SQLite and on a
-   temporary PostgreSQL database (bench/apply.py).
+   temporary PostgreSQL database (bench/apply.py): one worker, and on PostgreSQL also two
+   worker processes together (`billbot worker` twice, as a PostgreSQL deployment runs).
 
 Medians of the rounds are printed, each with its ratio to the bare endpoint's median.
 """
@@ -142,14 +143,15 @@ def measure_acceptance(args: argparse.Namespace) -> tuple[list[float], list[floa
     return bare, billbot
 
 
-def measure_applying(args: argparse.Namespace, database: str) -> list[float]:
+def measure_applying(args: argparse.Namespace, database: str, workers: int = 1) -> list[float]:
     rates = []
+    label = database if workers == 1 else f"{database}×{workers}"
     for _ in range(args.rounds):
         with temporary_database(database, postgres_url=args.postgres_url) as url:
-            run = measure_apply(url, args.events)
+            run = measure_apply(url, args.events, workers=workers)
         if run.failed or run.applied != run.events:
-            raise SystemExit(f"{database}: {run.failed} events failed; expected all applied")
-        print(f"  apply   {database:8} {describe(run)}", flush=True)
+            raise SystemExit(f"{label}: {run.failed} events failed; expected all applied")
+        print(f"  apply   {label:11} {describe(run)}", flush=True)
         rates.append(run.rate)
     return rates
 
@@ -187,6 +189,9 @@ def main() -> None:
     rows.append(("worker applying, SQLite", measure_applying(args, "sqlite"), ">= 0.20"))
     if not args.skip_postgres:
         rows.append(("worker applying, PostgreSQL", measure_applying(args, "postgres"), ">= 0.20"))
+        rows.append(
+            ("2 worker processes, PostgreSQL", measure_applying(args, "postgres", 2), ">= 0.20")
+        )
     report(bare, rows, args.rounds)
 
 
