@@ -7,10 +7,18 @@ handlers/stripe/apply.py for why none applies an event twice).
 The webhook wakes it after each commit (`wake()`), so events are applied within
 milliseconds; without wake-ups it polls every WORKER_POLL_SECONDS. A database outage does
 not kill it: it logs once, backs off, and logs again when the database is back.
+
+Before its first batch the worker tunes Python's cyclic garbage collector for the process
+(`tune_garbage_collector`): a batch holds thousands of ORM objects for its whole unit of
+work, so with the default thresholds the collector ran about fifty times per thousand
+events and, in its full collections, walked every object the process had imported too:
+about a fifth of the worker's CPU. Nothing relies on the collector for timing: rows,
+sessions and connections are released by reference counting and explicit closes.
 """
 
 from __future__ import annotations
 
+import gc
 import logging
 import threading
 from collections.abc import Sequence
@@ -26,6 +34,20 @@ from storage.types import utcnow
 logger = logging.getLogger(__name__)
 
 MAX_BACKOFF_SECONDS = 30.0
+# Objects allocated (net) before a young collection; how many young collections before a
+# middle one, and middle ones before a full one (Python's defaults: 700, 10, 10).
+GC_THRESHOLDS = (10_000, 10, 10)
+
+
+def tune_garbage_collector() -> None:
+    """Collect once, then freeze what the process holds (modules, settings, the engine): the
+    collector never walks those objects again. Then raise the young generation's threshold,
+    so it collects per ten thousand new objects instead of seven hundred. The freeze happens
+    once per process; objects made after it are collected as usual."""
+    if gc.get_freeze_count() == 0:
+        gc.collect()
+        gc.freeze()
+    gc.set_threshold(*GC_THRESHOLDS)
 
 
 class Worker:
@@ -96,6 +118,7 @@ class Worker:
         """Apply batches until nothing is due (events waiting for a retry time are left).
         A run of its own: the worker's presence ends with it."""
         total = BatchResult()
+        tune_garbage_collector()
         try:
             while not self._stopping.is_set():
                 result = self.run_batch()
@@ -109,6 +132,7 @@ class Worker:
     def run(self) -> None:
         """Loop until `stop()`; returns after the batch in hand is committed."""
         failures = 0
+        tune_garbage_collector()
         while not self._stopping.is_set():
             try:
                 result = self.run_batch()

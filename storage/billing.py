@@ -31,7 +31,7 @@ from storage.models import (
     Subscription,
     SubscriptionItem,
 )
-from storage.rows import RowSnapshot, assign, column_names, new_row, snapshot
+from storage.rows import RowSnapshot, add_new, assign, column_names, new_row, snapshot
 from storage.types import utcnow
 from storage.versioning import Version, should_replace
 
@@ -136,7 +136,7 @@ def upsert_subscription(
         item = existing.pop(item_values["id"], None)
         if item is None:
             item = new_row(SubscriptionItem, {**item_values, "subscription_id": result.row.id})
-            session.add(item)
+            add_new(session, item)
         else:
             assign(item, item_values)
         result.items.append(item)
@@ -165,7 +165,7 @@ def _upsert(
     if row is None:
         stamp = {"version_at": version.at, "version_event_id": version.event_id}
         row = new_row(model, {**TOMBSTONE_DEFAULTS.get(model, {}), **values, **stamp})
-        session.add(row)
+        add_new(session, row)
         held_rows.hold_row(session, row)
         return Upserted(row=row, applied=True)
     if not should_replace(KIND[model], stored_version(row), version):

@@ -8,6 +8,8 @@ from sqlalchemy import JSON, DateTime
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.types import TypeDecorator
 
+NAIVE = "naive datetime given to a UTC column; use datetime.now(UTC)"
+
 # JSONB on PostgreSQL (indexable, compact), JSON text elsewhere.
 PortableJSON = JSON().with_variant(JSONB(), "postgresql")
 
@@ -18,6 +20,10 @@ class UTCDateTime(TypeDecorator[datetime]):
     SQLite has no time zones: values are stored as naive UTC and given their zone back
     on the way out. Naive datetimes are refused on the way in, so local time can never
     sneak into the store.
+
+    On SQLite the bind step is one function (`bind_processor`) that writes the UTC value
+    straight into SQLite's DATETIME text, instead of this type's step (a naive copy) and
+    then the dialect's (the text): the worker binds several timestamps per row it writes.
     """
 
     impl = DateTime(timezone=True)
@@ -27,9 +33,33 @@ class UTCDateTime(TypeDecorator[datetime]):
         if value is None:
             return None
         if value.tzinfo is None:
-            raise ValueError("naive datetime given to a UTC column; use datetime.now(UTC)")
+            raise ValueError(NAIVE)
         value = value.astimezone(UTC)
         return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def bind_processor(self, dialect):
+        storage_format = getattr(self.impl_instance.dialect_impl(dialect), "_storage_format", None)
+        if dialect.name != "sqlite" or not isinstance(storage_format, str):
+            return super().bind_processor(dialect)
+
+        def process(value: datetime | None) -> str | None:
+            if value is None:
+                return None
+            if value.tzinfo is None:
+                raise ValueError(NAIVE)
+            if value.tzinfo is not UTC:
+                value = value.astimezone(UTC)
+            return storage_format % {
+                "year": value.year,
+                "month": value.month,
+                "day": value.day,
+                "hour": value.hour,
+                "minute": value.minute,
+                "second": value.second,
+                "microsecond": value.microsecond,
+            }
+
+        return process
 
     def process_result_value(self, value: datetime | None, dialect) -> datetime | None:
         if value is None:

@@ -3,15 +3,17 @@ events, reactions in the same transaction, and two workers racing over one inbox
 
 from __future__ import annotations
 
+import gc
 import threading
 import time
+import weakref
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import Engine, select
 
 from bot.settings import Settings
 from bot.webhook import inbox_event
-from bot.worker import Worker
+from bot.worker import GC_THRESHOLDS, Worker
 from handlers.stripe.events import parse_event
 from handlers.stripe.registry import AppliedEvent
 from storage import inbox
@@ -201,3 +203,29 @@ def test_the_worker_thread_wakes_on_commit_and_stops_cleanly(sqlite_engine):
             worker.stop(timeout=20)
     assert applications(sqlite_engine) == {value["id"]: 1}
     assert worker._thread is None
+
+
+def test_the_worker_freezes_the_process_heap_once_and_raises_the_young_threshold(sqlite_engine):
+    """bot.worker.tune_garbage_collector: the objects the process held when the worker
+    started are frozen once (a later drain freezes nothing new), and the collector's
+    thresholds are the worker's; objects made later are still collected."""
+    thresholds = gc.get_threshold()
+    gc.unfreeze()
+    try:
+        worker = Worker(engine=sqlite_engine)
+        worker.drain()
+        frozen = gc.get_freeze_count()
+        assert frozen > 0 and gc.get_threshold() == GC_THRESHOLDS
+        worker.drain()
+        assert gc.get_freeze_count() <= frozen
+        alive = weakref.ref(_Cyclic())
+        gc.collect()
+        assert alive() is None
+    finally:
+        gc.unfreeze()
+        gc.set_threshold(*thresholds)
+
+
+class _Cyclic:
+    def __init__(self) -> None:
+        self.me = self  # garbage only the cyclic collector can free

@@ -34,7 +34,7 @@ from storage.models.billing import Subscription
 from storage.models.ledger import CustomerMrr, MovementKind, MrrMovement, to_ledger_units
 from storage.mrr import DEFAULT_POLICY, MrrPolicy
 from storage.revenue import StoreMrr, customer_mrr_from_store, ledger_customer_ids
-from storage.rows import assign, new_row
+from storage.rows import add_new, assign, new_row
 from storage.types import utcnow
 
 logger = logging.getLogger(__name__)
@@ -150,7 +150,8 @@ def record_customer_mrr(
         )
         for line in planned
     ]
-    session.add_all(lines)
+    for line in lines:
+        add_new(session, line)
     _save_states(session, customer_id=customer_id, rows=rows, after=after, at=at, event_id=event_id)
     if lines:
         memory.written.add((customer_id, event_id))
@@ -246,7 +247,7 @@ def _save_states(
             if state == Recorded():
                 continue
             row = new_row(CustomerMrr, {"customer_id": customer_id, "currency": currency})
-            session.add(row)
+            add_new(session, row)
             rows[currency] = row
         elif Recorded(row.mrr, row.paused, row.paused_out) == state:
             continue
