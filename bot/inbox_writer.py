@@ -20,6 +20,11 @@ busy timeout is 0, so a batch that finds the database locked (the worker or anot
 is writing) goes to the thread, which waits as long as the engine allows; and it never
 checkpoints the WAL (fsyncs), which the thread does every `checkpoint_rows` rows instead.
 Any failure on the loop sends the batch down the thread's path, with its one-by-one retries.
+A commit costs about as much as two rows (each one writes every index's dirty pages to
+the WAL), and over HTTP one loop turn holds only the requests one poll read, so the
+callback waits for more while they keep coming: it looks again a turn later as long as the
+batch grew since it last looked, at most `GATHER_TURNS` times (a lone event is committed
+one turn later; bench/endpoint.py cannot see this, its requests all arrive in one turn).
 PostgreSQL always uses the thread: a round trip must not block the loop.
 """
 
@@ -42,6 +47,7 @@ logger = logging.getLogger(__name__)
 
 _STOP = object()
 _CHECKPOINT = object()
+GATHER_TURNS = 8  # at most this many extra loop turns for a batch still growing (SQLite)
 CHECKPOINT_ROWS = 2_000  # about 1,000 WAL pages of inbox rows: SQLite's own default period
 # True: stored now; False: a duplicate of a stored event; None: stored, or stored before
 # (a batch with duplicates does not say which); an exception: could not be stored.
@@ -78,6 +84,8 @@ class InboxWriter:
         self._connection: Connection | None = None  # the thread's own, kept between batches
         self._loop_connection: Connection | None = None  # the event loop's own (SQLite)
         self._pending: dict[asyncio.AbstractEventLoop, list[_Item]] = {}
+        # per loop: (the batch's size when the callback last looked, turns waited)
+        self._gathering: dict[asyncio.AbstractEventLoop, tuple[int, int]] = {}
         self.checkpoint_rows = checkpoint_rows
         self._rows_since_checkpoint = 0
 
@@ -119,7 +127,14 @@ class InboxWriter:
             self._loop_connection = None
 
     def _commit_on_loop(self, loop: asyncio.AbstractEventLoop) -> None:
-        """The loop's turn: insert and commit what this turn queued, without ever waiting."""
+        """The loop's turn: insert and commit what was queued, without ever waiting; but
+        first one more turn while the batch is still growing (at most `GATHER_TURNS`)."""
+        size, turns = self._gathering.pop(loop, (0, 0))
+        queued = len(self._pending.get(loop, ()))
+        if size < queued < self.max_batch and turns < GATHER_TURNS and self._thread is not None:
+            self._gathering[loop] = (queued, turns + 1)
+            loop.call_soon(self._commit_on_loop, loop)
+            return
         batch = self._pending.pop(loop, [])
         if not batch:
             return

@@ -11,7 +11,7 @@ import time
 import httpx
 
 from bot.app import create_app
-from bot.inbox_writer import InboxWriter
+from bot.inbox_writer import GATHER_TURNS, InboxWriter
 from storage.db import SQLITE_BUSY_TIMEOUT_MS
 from storage.inbox import NewInboxEvent
 from storage.migrate import upgrade
@@ -122,3 +122,33 @@ def test_the_loops_connection_settings_never_reach_the_pool(sqlite_engine):
     finally:
         for connection in held:
             connection.close()
+
+
+async def _store_one_per_turn(writer: InboxWriter, events: list[NewInboxEvent]) -> list:
+    """Each event handed to the writer on a turn of the loop of its own, as requests read
+    by successive polls are."""
+    stores = []
+    for event in events:
+        stores.append(asyncio.ensure_future(writer.store(event)))
+        await asyncio.sleep(0)
+    return list(await asyncio.gather(*stores))
+
+
+def test_the_loop_waits_for_a_growing_batch_but_only_a_few_turns(sqlite_engine):
+    upgrade(sqlite_engine)
+    commits: list[None] = []
+    writer = InboxWriter(sqlite_engine, on_commit=lambda: commits.append(None))
+    events = _events(4 * GATHER_TURNS)
+    writer.start()
+    try:
+        count = GATHER_TURNS - 2
+        assert asyncio.run(_store_one_per_turn(writer, events[:count])) == [True] * count
+        assert len(commits) == 1  # one commit for requests that arrived turn after turn
+        commits.clear()
+        count = 3 * GATHER_TURNS
+        assert asyncio.run(_store_one_per_turn(writer, events[-count:])) == [True] * count
+        assert 2 <= len(commits) <= 3  # a steady stream is not held back for ever
+    finally:
+        writer.stop()
+    stored = events[: GATHER_TURNS - 2] + events[-3 * GATHER_TURNS :]
+    assert all(inbox_row(sqlite_engine, event.id) is not None for event in stored)
