@@ -41,7 +41,7 @@ class StripeEvent(SQLModel, table=True):
     )
 
     id: str = Field(primary_key=True, max_length=255)
-    type: str = Field(max_length=255, index=True)
+    type: str = Field(max_length=255)  # no index: nothing looks events up by type
     api_version: str | None = Field(default=None, max_length=64)
     livemode: bool = False
     created: datetime = Field(sa_type=UTCDateTime)
