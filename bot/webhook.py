@@ -37,7 +37,8 @@ from bot.settings import Settings
 from bot.webhook_rejections import RejectionCounter
 from handlers.stripe.events import InvalidEvent, StripeEvent, parse_event
 from storage.db import DatabaseUnavailable
-from storage.inbox import NewInboxEvent, lane_of
+from storage.inbox import NewInboxEvent
+from storage.lanes import lane_of
 from storage.models.inbox import EventStatus
 from storage.types import utcnow
 

@@ -28,7 +28,7 @@ from sqlalchemy import Engine
 from bot.settings import Settings
 from handlers.stripe.apply import ApplyOptions, BatchResult, Clock, apply_due_events
 from handlers.stripe.registry import Reaction
-from storage.inbox import WorkerPresence
+from storage.lanes import WorkerPresence
 from storage.types import utcnow
 
 logger = logging.getLogger(__name__)
@@ -101,7 +101,7 @@ class Worker:
         self._wake.set()
 
     def announce(self) -> None:
-        """PostgreSQL: tell other workers this one is running (storage.inbox.WorkerPresence),
+        """PostgreSQL: tell other workers this one is running (storage.lanes.WorkerPresence),
         so that their batches leave lanes for it. Each batch does it first too."""
         self.presence.announce()
 

@@ -13,18 +13,15 @@ Who guarantees what:
 - `claim_turn` makes, on PostgreSQL, claiming a batch and locking its objects one step that
   one worker at a time takes, so batches queue for shared objects in the order they were
   claimed (oldest events first); see its docstring for why it cannot deadlock.
-- Lanes (PostgreSQL): every row is stored with its owner's lane (`lane_of`), and a worker
-  claims only from lanes no other transaction holds, holding them until commit, so
-  concurrent batches are about different customers and do not queue for each other's
-  locks (`_claim_from_free_lanes`, docs/ingestion.md "Lanes").
+- Lanes (PostgreSQL): every row is stored with its owner's lane, and a worker claims only
+  from lanes no other transaction holds, holding them until commit, so concurrent batches
+  are about different customers and do not queue for each other's locks (storage/lanes.py).
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
-import secrets
-import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, fields, replace
@@ -34,9 +31,7 @@ from typing import Any
 
 from sqlalchemy import (
     Connection,
-    Engine,
     and_,
-    bindparam,
     func,
     literal_column,
     or_,
@@ -47,6 +42,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session
 
+from storage.lanes import hold_lanes, lanes_to_claim
 from storage.models.inbox import EventStatus
 from storage.models.inbox import StripeEvent as InboxEvent
 
@@ -202,18 +198,6 @@ def _rows(events: Sequence[NewInboxEvent]) -> list[dict[str, object]]:
     return [{name: getattr(event, name) for name in _NEW_FIELDS} for event in events]
 
 
-LANES = 64
-
-
-def lane_of(owner_id: str | None) -> int:
-    """The lane of an event about this owner (a customer, or the object itself): a stable
-    hash, the first byte of the owner's MD5 modulo `LANES`, so every process, and the
-    migration that gave stored events theirs, computes the same lane."""
-    if not owner_id:
-        return 0
-    return hashlib.md5(owner_id.encode(), usedforsecurity=False).digest()[0] % LANES
-
-
 # The literal (not a bound parameter) lets both databases use the partial index on pending rows.
 PENDING = TABLE.c.status == literal_column("'pending'")
 
@@ -258,153 +242,17 @@ def _claim(due, limit: int, *columns):
     )
 
 
-# Lane locks are transaction-level advisory locks on (LANE_NAMESPACE, lane); pg_locks shows
-# such a two-key lock with classid = the first key, objid = the second and objsubid = 2.
-LANE_NAMESPACE = int.from_bytes(hashlib.sha256(b"billbot.inbox:lane").digest()[:4]) >> 1
-_FREE_LANES = text(
-    """
-    WITH busy AS (
-        SELECT DISTINCT objid::int AS lane FROM pg_locks
-        WHERE locktype = 'advisory' AND classid = :namespace AND objsubid = 2
-          AND database = (SELECT oid FROM pg_database WHERE datname = current_database())
-          AND pid <> pg_backend_pid()
-    ), others AS (
-        SELECT count(*) AS workers FROM pg_locks
-        WHERE locktype = 'advisory' AND classid = :workers AND objsubid = 2 AND granted
-          AND database = (SELECT oid FROM pg_database WHERE datname = current_database())
-          AND objid::bigint <> :me
-    )
-    SELECT lane, count(*), (SELECT workers FROM others) FROM (
-        SELECT lane, created FROM stripe_event
-        WHERE status = 'pending' AND (next_attempt_at IS NULL OR next_attempt_at <= :now)
-          AND lane NOT IN (SELECT lane FROM busy)
-        ORDER BY created LIMIT :probe
-    ) AS oldest
-    GROUP BY lane ORDER BY min(created)
-    """
-).bindparams(bindparam("now", type_=TABLE.c.next_attempt_at.type))
-_TAKE_LANES = text(
-    "SELECT pg_advisory_xact_lock(:namespace, lane)"
-    " FROM unnest(CAST(:lanes AS int[])) AS lane ORDER BY lane"
-)
-
-
 def _claim_from_free_lanes(
     session: Session, due, now: datetime, limit: int, worker: int | None = None
-):
-    """PostgreSQL: claim the oldest due events of some lanes no other transaction holds,
-    and hold those lanes until commit.
-
-    Events of one owner share a lane (`lane_of`), so batches from disjoint lanes rarely
-    share an object and do not queue for each other's locks, as consecutive oldest-first
-    batches did. The lanes are those of the oldest due events outside the lanes others
-    hold, oldest first, until they have a batch's worth of the oldest due events, but at
-    most half of the free lanes that have some (at least one), so the next worker finds
-    work too; when the free lanes hold less than two batches' worth, all of them (splitting
-    would leave two small batches). A worker that sees no other worker announced
-    (`WorkerPresence`) takes every free lane: alone, it claims the oldest due events
-    overall, exactly as without lanes. Only the lanes the batch claimed from are then held.
-    (The free lanes are seen among the oldest `2 * limit` free due events.) In the claim
-    turn nobody else takes lanes, so what was free is still free when taken. Each lane is
-    in one batch at a time and a batch claims the oldest due events of its lanes, so the
-    events of a lane are claimed in `created` order. An object whose events are in
-    several lanes (events stored before lanes existed, in lane 0; a refund stored before
-    its charge) is applied in claim order by `claim_turn` and its name lock, like any
-    object two batches share."""
-    probe = 2 * limit
-    free = {
-        "namespace": LANE_NAMESPACE,
-        "workers": WORKER_NAMESPACE,
-        "me": -1 if worker is None else worker,
-        "now": now,
-        "probe": probe,
-    }
-    rows = session.execute(_FREE_LANES, free).all()
-    with_work = [(lane, count) for lane, count, _ in rows]
-    others = rows[0][2] if rows else 0
-    if others:
-        lanes = _choose_lanes(with_work, limit=limit, probe=probe)
-    else:  # no other worker: the oldest due events of every free lane, as without lanes
-        lanes = [lane for lane, _ in with_work]
+) -> list[ClaimedEvent]:
+    """PostgreSQL: the oldest due events of the lanes `storage.lanes.lanes_to_claim` picks,
+    and the lanes they are in held until commit."""
+    lanes = lanes_to_claim(session, now=now, limit=limit, worker=worker)
     if not lanes:
         return []
     rows = session.execute(_claim(and_(due, TABLE.c.lane.in_(lanes)), limit, TABLE.c.lane)).all()
-    claimed = sorted({row[-1] for row in rows})
-    if claimed:
-        session.execute(_TAKE_LANES, {"namespace": LANE_NAMESPACE, "lanes": claimed})
+    hold_lanes(session, {row[-1] for row in rows})
     return [ClaimedEvent(*row[:-1]) for row in rows]
-
-
-# A running worker's presence: a session-level advisory lock on (WORKER_NAMESPACE, token).
-WORKER_NAMESPACE = int.from_bytes(hashlib.sha256(b"billbot.inbox:worker").digest()[:4]) >> 1
-_ANNOUNCE = text("SELECT pg_advisory_lock(:namespace, :token)")
-PRESENCE_CHECK_SECONDS = 30.0
-
-
-class WorkerPresence:
-    """PostgreSQL: a worker says it is running by holding a session-level advisory lock on
-    (`WORKER_NAMESPACE`, `token`) on a connection of its own, for as long as it runs (the
-    server drops the lock with the connection, so a worker that dies is gone at once).
-
-    Claimers count the others' (`_claim_from_free_lanes`): a worker alone takes every lane,
-    a worker with company leaves some for the others. Best effort: when the database is
-    unreachable nothing is announced and the worker behaves as if alone until it is, which
-    only costs the other workers some parallelism, never correctness. The connection is
-    checked every `PRESENCE_CHECK_SECONDS` and the lock taken again when it was lost."""
-
-    def __init__(self, engine: Engine, *, clock: Callable[[], float] = time.monotonic) -> None:
-        self.engine = engine
-        self.token = secrets.randbelow(2**31)
-        self._clock = clock
-        self._connection: Connection | None = None
-        self._checked = 0.0
-
-    def announce(self) -> None:
-        """Hold the lock now if it is not held (or not known to be held lately)."""
-        if self.engine.dialect.name != "postgresql":
-            return
-        now = self._clock()
-        if self._connection is not None and now - self._checked < PRESENCE_CHECK_SECONDS:
-            return
-        self._checked = now
-        try:
-            if self._connection is not None:
-                self._connection.exec_driver_sql("SELECT 1")
-                self._connection.commit()
-                return
-        except Exception:
-            self.withdraw()
-        try:
-            connection = self.engine.connect()
-            connection.execute(_ANNOUNCE, {"namespace": WORKER_NAMESPACE, "token": self.token})
-            connection.commit()
-        except Exception:
-            logger.debug("inbox.worker_presence_failed", exc_info=True)
-            return
-        self._connection = connection
-
-    def withdraw(self) -> None:
-        """Drop the lock with its connection."""
-        connection, self._connection = self._connection, None
-        if connection is not None:
-            try:
-                connection.invalidate()  # never back to the pool with the lock held
-                connection.close()
-            except Exception:
-                logger.debug("inbox.worker_presence_close_failed", exc_info=True)
-
-
-def _choose_lanes(with_work: Sequence[tuple[int, int]], *, limit: int, probe: int) -> list[int]:
-    """From (lane, due events among the probed ones), oldest lane first: see above."""
-    if sum(count for _, count in with_work) < probe:
-        return [lane for lane, _ in with_work]
-    lanes, events = [], 0
-    for lane, count in with_work[: max(1, len(with_work) // 2)]:
-        lanes.append(lane)
-        events += count
-        if events >= limit:
-            break
-    return lanes
 
 
 CLAIM_KEY = int.from_bytes(hashlib.sha256(b"billbot.inbox:claim").digest()[:8], "big", signed=True)

@@ -68,7 +68,7 @@ class ApplyOptions:
     reactions: Sequence[Reaction] = ()
     clock: Clock = utcnow
     lookup: HandlerLookup = handler_for
-    worker: int | None = None  # the applying worker's presence token (storage.inbox.WorkerPresence)
+    worker: int | None = None  # the applying worker's presence token (storage.lanes.WorkerPresence)
 
 
 class _Outcome:

@@ -41,7 +41,7 @@ class StripeEvent:
 
     @property
     def lane_owner(self) -> tuple[str | None, str | None]:
-        """Whose event this is, for the inbox's lanes (`storage.inbox.lane_of`): (owner,
+        """Whose event this is, for the inbox's lanes (`storage.lanes.lane_of`): (owner,
         parent). The owner is a customer's own id, else the customer `data.object` names
         (an id or an expanded customer). A refund and an invoice payment name no customer:
         they follow their parent's lane (the charge's, the invoice's: `parent`, looked up

@@ -50,6 +50,7 @@ from handlers.sync.history import LedgerFeed, touched_subscriptions
 from handlers.sync.pacing import Pacer
 from storage import inbox
 from storage.db import read_scope, session_scope
+from storage.lanes import lane_of
 from storage.models import Invoice, StripeEvent, Subscription, SubscriptionItem
 from storage.models.sync import SyncCursor, SyncStatus
 from storage.mrr import DEFAULT_POLICY, MRR_STATUSES, MrrPolicy, subscription_mrr
@@ -81,7 +82,7 @@ def insert_missed_event(session: Session, event: dict[str, Any]) -> bool:
         payload=json.dumps(event, separators=(",", ":")),
         source=SOURCE,
         received_at=utcnow(),
-        lane=inbox.lane_of(owner),
+        lane=lane_of(owner),
         lane_parent=parent,
     )
     return bool(inbox.insert_events(connection=session.connection(), events=[row]))

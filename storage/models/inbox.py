@@ -54,7 +54,7 @@ class StripeEvent(SQLModel, table=True):
     next_attempt_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     last_error: str | None = Field(default=None, sa_type=Text)
     applied_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
-    # Which lane the event queues in (0..63, from its owner: `storage.inbox.lane_of`): on
+    # Which lane the event queues in (0..63, from its owner: `storage.lanes.lane_of`): on
     # PostgreSQL concurrent workers claim from disjoint lanes. Rows stored before lanes
     # existed were given theirs by the migration, or are in lane 0.
     lane: int = Field(default=0, sa_type=SmallInteger, sa_column_kwargs={"server_default": "0"})

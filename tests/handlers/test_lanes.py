@@ -21,7 +21,7 @@ from bot.webhook import inbox_event
 from handlers.revenue.ledger import mrr_ledger_reaction
 from handlers.stripe.apply import ApplyOptions, apply_due_events
 from handlers.stripe.events import parse_event
-from storage import inbox
+from storage import inbox, lanes
 from storage.db import make_engine, session_scope
 from storage.migrate import alembic_config, upgrade
 from storage.models import MrrMovement, Subscription
@@ -89,8 +89,8 @@ def test_an_event_s_owner_is_its_customer_else_its_parent_else_itself():
 
 def test_a_lane_is_a_stable_hash_of_the_owner_and_the_migration_computes_the_same():
     digest = hashlib.md5(b"cus_stable").digest()
-    assert inbox.lane_of("cus_stable") == digest[0] % inbox.LANES
-    assert inbox.lane_of(None) == 0
+    assert lanes.lane_of("cus_stable") == digest[0] % lanes.LANES
+    assert lanes.lane_of(None) == 0
     spec = importlib.util.spec_from_file_location("lanes_migration", MIGRATION)
     migration = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(migration)
@@ -109,7 +109,7 @@ def test_a_lane_is_a_stable_hash_of_the_owner_and_the_migration_computes_the_sam
         event = parse_event(json.dumps(raw))
         owner, parent = migration._owner(json.dumps(raw))
         assert (owner, parent) == event.lane_owner
-        assert migration._lane(owner) == inbox.lane_of(event.lane_owner[0])
+        assert migration._lane(owner) == lanes.lane_of(event.lane_owner[0])
     assert migration._owner("{not json") == (None, None)
 
 
@@ -130,10 +130,16 @@ def test_refunds_and_invoice_payments_take_their_parent_s_lane_on_postgres(postg
     _queue(engine, [charge_event])
     _queue(engine, [refund])  # its parent stored before
     _queue(engine, [invoice_event, payment, orphan])  # its parent in the same batch
-    lanes = _lanes(engine)
-    assert lanes[refund["id"]] == lanes[charge_event["id"]] == inbox.lane_of(cus["id"])
-    assert lanes[payment["id"]] == lanes[invoice_event["id"]] == inbox.lane_of(cus["id"])
-    assert lanes[orphan["id"]] == inbox.lane_of("ch_never_stored")
+    lane_by_event = _lanes(engine)
+    assert (
+        lane_by_event[refund["id"]] == lane_by_event[charge_event["id"]] == lanes.lane_of(cus["id"])
+    )
+    assert (
+        lane_by_event[payment["id"]]
+        == lane_by_event[invoice_event["id"]]
+        == lanes.lane_of(cus["id"])
+    )
+    assert lane_by_event[orphan["id"]] == lanes.lane_of("ch_never_stored")
     engine.dispose()
 
 
@@ -163,7 +169,7 @@ def _stories(customers: int, updates: int) -> tuple[list[dict], dict[str, tuple[
     return events, order
 
 
-def _claim(session, worker: inbox.WorkerPresence | None, limit: int = 8):
+def _claim(session, worker: lanes.WorkerPresence | None, limit: int = 8):
     with inbox.claim_turn(session=session):
         token = None if worker is None else worker.token
         return inbox.claim_due(session=session, now=utcnow(), limit=limit, worker=token)
@@ -175,7 +181,7 @@ def test_two_concurrent_claimers_take_disjoint_lanes_oldest_events_first(postgre
     _queue(engine, events)
     lane_of_event = _lanes(engine)
     created = {event["id"]: event["created"] for event in events}
-    one, other = inbox.WorkerPresence(engine), inbox.WorkerPresence(engine)
+    one, other = lanes.WorkerPresence(engine), lanes.WorkerPresence(engine)
     one.announce()
     other.announce()
     with session_scope(engine) as first:
@@ -211,7 +217,7 @@ def test_a_worker_alone_claims_the_oldest_events_of_every_lane(postgres_url):
     _queue(engine, events)
     oldest = [event["id"] for event in events[:8]]  # events are stored in created order
     lanes_with_work = len(set(_lanes(engine).values()))
-    me, other = inbox.WorkerPresence(engine), inbox.WorkerPresence(engine)
+    me, other = lanes.WorkerPresence(engine), lanes.WorkerPresence(engine)
     me.announce()
 
     def claimed() -> list[str]:
@@ -234,7 +240,7 @@ def test_a_worker_alone_claims_the_oldest_events_of_every_lane(postgres_url):
                 "SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = 'advisory'"
                 " AND classid = :namespace AND objid = :token AND objsubid = 2"
             ),
-            {"namespace": inbox.WORKER_NAMESPACE, "token": other.token},
+            {"namespace": lanes.WORKER_NAMESPACE, "token": other.token},
         )
     assert claimed() == oldest
     me.withdraw()
@@ -244,11 +250,11 @@ def test_a_worker_alone_claims_the_oldest_events_of_every_lane(postgres_url):
 def test_a_small_backlog_is_not_split():
     """Less than two batches' worth of free due events: one batch takes every lane."""
     with_work = [(5, 3), (9, 2), (1, 4)]
-    assert inbox._choose_lanes(with_work, limit=100, probe=200) == [5, 9, 1]
+    assert lanes.choose_lanes(with_work, limit=100, probe=200) == [5, 9, 1]
     many = [(lane, 50) for lane in range(10)]  # 500 probed: two batches of 100 are there
-    assert inbox._choose_lanes(many, limit=100, probe=200) == [0, 1]
+    assert lanes.choose_lanes(many, limit=100, probe=200) == [0, 1]
     few_lanes = [(3, 150), (4, 150)]
-    assert inbox._choose_lanes(few_lanes, limit=100, probe=200) == [3]  # half, at least one
+    assert lanes.choose_lanes(few_lanes, limit=100, probe=200) == [3]  # half, at least one
 
 
 def test_several_workers_apply_each_subscription_s_events_in_created_order(postgres_url):
@@ -262,7 +268,7 @@ def test_several_workers_apply_each_subscription_s_events_in_created_order(postg
 
     def run() -> None:
         own = make_engine(postgres_url)  # its own connections, as a separate process would have
-        presence = inbox.WorkerPresence(own)
+        presence = lanes.WorkerPresence(own)
         presence.announce()
         options = ApplyOptions(
             batch_size=7,
@@ -374,7 +380,7 @@ def test_the_migration_gives_pending_events_their_lanes(fresh_postgres_url):
                  "payload": json.dumps(raw), "status": status},
             )  # fmt: skip
     upgrade(engine)
-    lanes = _lanes(engine)
-    assert [lanes[e["id"]] for e in pending] == [inbox.lane_of(cus["id"])] * 3
-    assert lanes[applied["id"]] == 0
+    lane_by_event = _lanes(engine)
+    assert [lane_by_event[e["id"]] for e in pending] == [lanes.lane_of(cus["id"])] * 3
+    assert lane_by_event[applied["id"]] == 0
     engine.dispose()

@@ -4,7 +4,7 @@ Revision ID: 7c3e5a91d2b4
 Revises: 287f035cbe32
 Create Date: 2026-11-28 11:10:00.000000
 
-Each inbox row gets the lane its owner hashes to (`storage.inbox.lane_of`): on PostgreSQL
+Each inbox row gets the lane its owner hashes to (`storage.lanes.lane_of`): on PostgreSQL
 concurrent workers claim from disjoint lanes. Events still pending are given theirs here,
 from their payload, with a frozen copy of the rule (`StripeEvent.owner_id`); everything
 else keeps lane 0. The two indexes the claim used (`status, next_attempt_at` and `status,
@@ -103,7 +103,7 @@ def _id(value) -> str | None:
 
 
 def _lane(owner: str | None) -> int:
-    """`storage.inbox.lane_of` as of this revision."""
+    """`storage.lanes.lane_of` as of this revision."""
     if not owner:
         return 0
     return hashlib.md5(owner.encode(), usedforsecurity=False).digest()[0] % LANES
