@@ -4,8 +4,10 @@ the database, not in a Python list)."""
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 
 from sqlalchemy import Engine, func, select
@@ -13,8 +15,10 @@ from starlette.testclient import TestClient
 
 from bot.app import create_app
 from bot.settings import Settings
-from handlers.stripe.events import StripeEvent
+from bot.webhook import inbox_event
+from handlers.stripe.events import StripeEvent, parse_event
 from handlers.stripe.registry import HANDLERS, Change, Handler
+from storage import inbox
 from storage.db import read_scope
 from storage.models import TimelineEntry
 from storage.models.inbox import StripeEvent as InboxEvent
@@ -107,3 +111,28 @@ def counting(handler: Handler, calls: list[str]) -> Callable:
         return handler(session, event)
 
     return wrapper
+
+
+def new_inbox_events(
+    events: Sequence[dict], *, source: str = "webhook", lane: int | None = None
+) -> list[inbox.NewInboxEvent]:
+    """Stripe event dicts as the webhook (or reconcile, `source`) stores them; with `lane`,
+    all in that lane (as events stored before lanes existed are in lane 0)."""
+    settings = Settings(_env_file=None)
+    rows = []
+    for event in events:
+        body = json.dumps(event)
+        rows.append(inbox_event(parse_event(body), payload=body, source=source, settings=settings))
+    if lane is not None:
+        rows = [dataclasses.replace(row, lane=lane) for row in rows]
+    return rows
+
+
+def receive_events(
+    engine: Engine, events: Sequence[dict], *, source: str = "webhook", lane: int | None = None
+) -> None:
+    """Store the events in the inbox in one transaction (`new_inbox_events`)."""
+    with engine.begin() as connection:
+        inbox.insert_events(
+            connection=connection, events=new_inbox_events(events, source=source, lane=lane)
+        )

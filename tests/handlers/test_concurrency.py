@@ -7,8 +7,6 @@ object in the order they were claimed."""
 
 from __future__ import annotations
 
-import dataclasses
-import json
 import logging
 import threading
 import time
@@ -16,7 +14,6 @@ import time
 from sqlalchemy import select, text
 
 from bot.settings import Settings
-from bot.webhook import inbox_event
 from handlers.revenue.ledger import mrr_ledger_reaction
 from handlers.stripe.apply import ApplyOptions, BatchResult, apply_due_events
 from handlers.stripe.events import parse_event
@@ -27,7 +24,7 @@ from storage.models import Customer, Invoice, MrrMovement, Subscription
 from storage.models.inbox import EventStatus
 from tests import factories as f
 from tests.handlers.support import fetch, items_of
-from tests.ingest_support import inbox_rows
+from tests.ingest_support import inbox_rows, receive_events
 
 
 def _apply(engine, raw):
@@ -84,21 +81,6 @@ def test_an_older_event_waits_for_a_newer_one_in_flight(postgres_url):
     engine.dispose()
 
 
-def _queue(engine, events: list[dict], *, lane: int | None = None) -> None:
-    """Store the events as the webhook does; with `lane`, all in that lane (as events
-    stored before lanes existed are in lane 0)."""
-    settings = Settings(_env_file=None)
-    rows = [
-        inbox_event(parse_event(json.dumps(raw)), payload=json.dumps(raw), source="webhook",
-                    settings=settings)
-        for raw in events
-    ]  # fmt: skip
-    if lane is not None:
-        rows = [dataclasses.replace(row, lane=lane) for row in rows]
-    with engine.begin() as connection:
-        inbox.insert_events(connection=connection, events=rows)
-
-
 def _new_objects(number: int) -> tuple[list[dict], list[dict], dict]:
     """Events that create a customer, its subscription and an invoice, and the events that
     change each of them next; and what the rows must end as."""
@@ -138,8 +120,8 @@ def test_two_workers_creating_the_same_new_objects_never_collide(postgres_url, c
     stories = [_new_objects(number) for number in range(3)]
     first = [event for story in stories for event in story[0]]
     then = [event for story in stories for event in story[1]]
-    _queue(engine, first, lane=0)
-    _queue(engine, then, lane=1)
+    receive_events(engine, first, lane=0)
+    receive_events(engine, then, lane=1)
     paused, b_applying, proceed = threading.Event(), threading.Event(), threading.Event()
     results: dict[str, BatchResult] = {}
     errors: list[BaseException] = []
@@ -224,8 +206,8 @@ def test_two_workers_apply_one_subscription_s_events_in_created_order(postgres_u
     more = f.subscription(customer=cus["id"], id=sub["id"], items=[f.item(seats, 5, id=line.id)])
     created = f.event("customer.subscription.created", sub, created=f.T0 + 1, api_version=f.NEW)
     updated = f.event("customer.subscription.updated", more, created=f.T0 + 6, api_version=f.NEW)
-    _queue(engine, [created], lane=0)  # as if stored before lanes: B can claim the next one
-    _queue(engine, [updated])
+    receive_events(engine, [created], lane=0)  # as if stored before lanes: B can claim the next one
+    receive_events(engine, [updated])
     a_claimed, b_done = threading.Event(), threading.Event()
     errors: list[BaseException] = []
 

@@ -3,7 +3,6 @@ workers claim from disjoint lanes, the oldest due events of each first."""
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import importlib.util
 import json
@@ -17,7 +16,6 @@ from sqlalchemy import select, text
 from sqlalchemy.engine import make_url
 
 from bot.settings import Settings
-from bot.webhook import inbox_event
 from handlers.revenue.ledger import mrr_ledger_reaction
 from handlers.stripe.apply import ApplyOptions, apply_due_events
 from handlers.stripe.events import parse_event
@@ -30,7 +28,7 @@ from storage.models.inbox import StripeEvent as InboxEvent
 from storage.types import utcnow
 from tests import factories as f
 from tests.handlers.support import fetch
-from tests.ingest_support import inbox_rows
+from tests.ingest_support import inbox_rows, new_inbox_events, receive_events
 
 MIGRATIONS = Path(__file__).resolve().parents[2] / "storage" / "migrations" / "versions"
 MIGRATION = next(MIGRATIONS.glob("*_inbox_lanes_and_pending_index.py"))
@@ -38,20 +36,6 @@ MIGRATION = next(MIGRATIONS.glob("*_inbox_lanes_and_pending_index.py"))
 
 def _event(event_type: str, obj: dict) -> dict:
     return f.event(event_type, obj, created=f.T0, api_version=f.NEW)
-
-
-def _rows(events: list[dict]) -> list[inbox.NewInboxEvent]:
-    settings = Settings(_env_file=None)
-    return [
-        inbox_event(parse_event(json.dumps(raw)), payload=json.dumps(raw), source="webhook",
-                    settings=settings)
-        for raw in events
-    ]  # fmt: skip
-
-
-def _queue(engine, events: list[dict]) -> None:
-    with engine.begin() as connection:
-        inbox.insert_events(connection=connection, events=_rows(events))
 
 
 def _lanes(engine) -> dict[str, int]:
@@ -127,9 +111,9 @@ def test_refunds_and_invoice_payments_take_their_parent_s_lane_on_postgres(postg
         "invoice_payment.paid", f.invoice_payment(invoice=inv["id"], payment_intent="pi_y")
     )
     orphan = _event("refund.created", f.refund(charge="ch_never_stored"))
-    _queue(engine, [charge_event])
-    _queue(engine, [refund])  # its parent stored before
-    _queue(engine, [invoice_event, payment, orphan])  # its parent in the same batch
+    receive_events(engine, [charge_event])
+    receive_events(engine, [refund])  # its parent stored before
+    receive_events(engine, [invoice_event, payment, orphan])  # its parent in the same batch
     lane_by_event = _lanes(engine)
     assert (
         lane_by_event[refund["id"]] == lane_by_event[charge_event["id"]] == lanes.lane_of(cus["id"])
@@ -178,7 +162,7 @@ def _claim(session, worker: lanes.WorkerPresence | None, limit: int = 8):
 def test_two_concurrent_claimers_take_disjoint_lanes_oldest_events_first(postgres_url):
     engine = make_engine(postgres_url)
     events, _ = _stories(customers=12, updates=1)
-    _queue(engine, events)
+    receive_events(engine, events)
     lane_of_event = _lanes(engine)
     created = {event["id"]: event["created"] for event in events}
     one, other = lanes.WorkerPresence(engine), lanes.WorkerPresence(engine)
@@ -214,7 +198,7 @@ def test_a_worker_alone_claims_the_oldest_events_of_every_lane(postgres_url):
     withdraws (or its connection dies), the worker is alone again."""
     engine = make_engine(postgres_url)
     events, _ = _stories(customers=12, updates=1)
-    _queue(engine, events)
+    receive_events(engine, events)
     oldest = [event["id"] for event in events[:8]]  # events are stored in created order
     lanes_with_work = len(set(_lanes(engine).values()))
     me, other = lanes.WorkerPresence(engine), lanes.WorkerPresence(engine)
@@ -262,7 +246,7 @@ def test_several_workers_apply_each_subscription_s_events_in_created_order(postg
     expansion per update, in `created` order, and every event is applied once."""
     engine = make_engine(postgres_url)
     events, order = _stories(customers=16, updates=3)
-    _queue(engine, events)
+    receive_events(engine, events)
     errors: list[BaseException] = []
     start = threading.Barrier(4)
 
@@ -314,10 +298,10 @@ def test_events_stored_before_lanes_are_applied_with_the_newer_ones(postgres_url
     engine = make_engine(postgres_url)
     events, order = _stories(customers=6, updates=2)
     older = [e for e in events if e["created"] < f.T0 + 20]
-    rows = [dataclasses.replace(row, lane=0) for row in _rows(older)]
+    rows = new_inbox_events(older, lane=0)
     with engine.begin() as connection:
         inbox.insert_events(connection=connection, events=rows)
-    _queue(engine, [e for e in events if e["created"] >= f.T0 + 20])
+    receive_events(engine, [e for e in events if e["created"] >= f.T0 + 20])
     options = ApplyOptions(batch_size=4, reactions=(mrr_ledger_reaction(Settings(_env_file=None)),))
     workers = [threading.Thread(target=_drain, args=(postgres_url, options)) for _ in range(2)]
     for worker in workers:

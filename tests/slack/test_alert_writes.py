@@ -5,7 +5,6 @@ transaction opens meanwhile keeps its one alert (PostgreSQL)."""
 
 from __future__ import annotations
 
-import json
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -15,30 +14,16 @@ import pytest
 from sqlalchemy import Engine, event, select
 
 from bot.services import standard_reactions
-from bot.webhook import inbox_event
 from bot.worker import Worker
-from handlers.stripe.events import parse_event
 from handlers.stripe.registry import AppliedEvent, Reaction
-from storage import inbox
 from storage.db import make_engine, read_scope
 from storage.models import Alert, OutboxMessage
 from storage.models.alerts import AlertKind
 from storage.models.outbox import Operation
 from storage.types import utcnow
+from tests.ingest_support import receive_events
 from tests.slack.conftest import make_settings
 from tests.slack.test_alerts_in_one_batch import snapshot, story, stream, wipe
-
-
-def load(engine: Engine, events: list[dict[str, Any]]) -> None:
-    settings = make_settings()
-    rows = []
-    for stripe_event in events:
-        body = json.dumps(stripe_event)
-        rows.append(
-            inbox_event(parse_event(body), payload=body, source="webhook", settings=settings)
-        )
-    with engine.begin() as connection:
-        inbox.append_events(connection=connection, events=rows)
 
 
 def drain(engine: Engine, *, batch_size: int, extra: tuple[Reaction, ...] = ()) -> None:
@@ -70,12 +55,12 @@ def alert_statements(engine: Engine) -> Iterator[list[str]]:
 @pytest.mark.parametrize("batch_size", [3, 7, 1000])
 def test_batches_of_any_size_alert_exactly_as_one_event_per_transaction(engine, batch_size):
     events = stream()
-    load(engine, events)
+    receive_events(engine, events)
     drain(engine, batch_size=1)
     one_by_one = snapshot(engine)
     wipe(engine)
 
-    load(engine, events)
+    receive_events(engine, events)
     with alert_statements(engine) as statements:
         drain(engine, batch_size=batch_size)
     assert snapshot(engine) == one_by_one
@@ -104,12 +89,12 @@ class FailOnce:
 
 def test_a_failed_batch_leaves_nothing_of_its_kept_alerts(engine):
     events = stream()
-    load(engine, events)
+    receive_events(engine, events)
     drain(engine, batch_size=1)
     one_by_one = snapshot(engine)
     wipe(engine)
 
-    load(engine, events)
+    receive_events(engine, events)
     failing = FailOnce("customer.subscription.deleted")
     drain(engine, batch_size=1000, extra=(failing,))
     assert failing.failed
@@ -194,9 +179,9 @@ def test_an_incident_another_transaction_opens_meanwhile_keeps_its_one_alert(
 ):
     engine = make_engine(postgres_url)
     events = story(0, 1_700_000_000)
-    load(engine, events[:3])  # the customer, its subscription and the invoice are stored
+    receive_events(engine, events[:3])  # the customer, its subscription and the invoice are stored
     drain(engine, batch_size=1000)
-    load(engine, events[3:])
+    receive_events(engine, events[3:])
     rival = RivalOpener(postgres_url, event_type, incident)
     try:
         drain(engine, batch_size=1000, extra=(rival,))
@@ -236,12 +221,12 @@ def test_a_batch_opening_alerts_it_does_not_develop_writes_them_in_one_statement
         mine = story(number, 1_700_000_000 + 2 * number)
         first_failure = next(i for i, e in enumerate(mine) if e["type"] == "invoice.payment_failed")
         events += mine[: first_failure + 1]
-    load(engine, events)
+    receive_events(engine, events)
     drain(engine, batch_size=1)
     one_by_one = snapshot(engine)
     wipe(engine)
 
-    load(engine, events)
+    receive_events(engine, events)
     with alert_statements(engine) as statements:
         drain(engine, batch_size=1000)
     assert snapshot(engine) == one_by_one

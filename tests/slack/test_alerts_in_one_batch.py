@@ -4,21 +4,18 @@ it read and wrote itself (storage/alerts.py), and that must never change an outc
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from sqlalchemy import Engine, delete, select, text
 from sqlmodel import SQLModel
 
 from bot.services import standard_reactions
-from bot.webhook import inbox_event
 from bot.worker import Worker
-from handlers.stripe.events import parse_event
-from storage import inbox
 from storage.db import read_scope
 from storage.models import Alert, OutboxMessage
 from storage.models.outbox import Operation
 from tests import factories as f
+from tests.ingest_support import receive_events
 from tests.slack.conftest import make_settings
 
 CUSTOMERS = 4
@@ -93,16 +90,9 @@ def stream() -> list[dict[str, Any]]:
 
 
 def apply_all(engine: Engine, events: list[dict[str, Any]], *, batch_size: int) -> None:
-    settings = make_settings()
-    rows = []
-    for event in events:
-        body = json.dumps(event)
-        rows.append(
-            inbox_event(parse_event(body), payload=body, source="webhook", settings=settings)
-        )
-    with engine.begin() as connection:
-        inbox.append_events(connection=connection, events=rows)
-    worker = Worker(engine=engine, batch_size=batch_size, reactions=standard_reactions(settings))
+    receive_events(engine, events)
+    reactions = standard_reactions(make_settings())
+    worker = Worker(engine=engine, batch_size=batch_size, reactions=reactions)
     result = worker.drain()
     assert (result.applied, result.retrying, result.dead) == (len(events), 0, 0)
 

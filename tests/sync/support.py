@@ -3,7 +3,6 @@ and read-outs of the ledger, the timeline and the outbox."""
 
 from __future__ import annotations
 
-import json
 from datetime import datetime
 from decimal import Decimal
 
@@ -12,10 +11,7 @@ from sqlmodel import col, select
 
 from bot.services import standard_reactions
 from bot.settings import Settings
-from bot.webhook import inbox_event
 from bot.worker import Worker
-from handlers.stripe.events import parse_event
-from storage import inbox
 from storage.db import read_scope
 from storage.models import (
     Alert,
@@ -28,19 +24,14 @@ from storage.models import (
 )
 from storage.models.ledger import from_ledger_units
 from storage.revenue import customer_mrr_from_store
+from tests.ingest_support import receive_events
 
 SLACK = {"slack_alert_channel": "#alerts", "slack_channel_digest": "#digest"}
 
 
 def receive(engine: Engine, *events: dict, source: str = "webhook") -> None:
     """Events into the inbox, as the webhook (or reconcile) stores them."""
-    settings = Settings(_env_file=None)
-    rows = [
-        inbox_event(parse_event(event), payload=json.dumps(event), source=source, settings=settings)
-        for event in events
-    ]
-    with engine.begin() as connection:
-        inbox.insert_events(connection=connection, events=rows)
+    receive_events(engine, events, source=source)
 
 
 def work(engine: Engine, settings: Settings, *, clock=None, batch_size: int = 200) -> int:
