@@ -117,6 +117,7 @@ def hold_lanes(session: Session, lanes: Collection[int]) -> None:
 # A running worker's presence: a session-level advisory lock on (WORKER_NAMESPACE, token).
 WORKER_NAMESPACE = int.from_bytes(hashlib.sha256(b"billbot.inbox:worker").digest()[:4]) >> 1
 _ANNOUNCE = text("SELECT pg_advisory_lock(:namespace, :token)")
+_WITHDRAW = text("SELECT pg_advisory_unlock(:namespace, :token)")
 PRESENCE_CHECK_SECONDS = 30.0
 
 
@@ -163,9 +164,15 @@ class WorkerPresence:
         self._connection = connection
 
     def withdraw(self) -> None:
-        """Drop the lock with its connection."""
+        """Release the lock, then drop its connection. The release is explicit because the
+        server frees a closed connection's locks only when its backend has exited, a moment
+        later: a claim in that moment would still count this worker."""
         connection, self._connection = self._connection, None
         if connection is not None:
+            try:
+                connection.execute(_WITHDRAW, {"namespace": WORKER_NAMESPACE, "token": self.token})
+            except Exception:
+                logger.debug("inbox.worker_presence_release_failed", exc_info=True)
             try:
                 connection.invalidate()  # never back to the pool with the lock held
                 connection.close()

@@ -202,7 +202,7 @@ def test_the_worker_thread_wakes_on_commit_and_stops_cleanly(sqlite_engine):
         finally:
             worker.stop(timeout=20)
     assert applications(sqlite_engine) == {value["id"]: 1}
-    assert worker._thread is None
+    assert worker._threads == []
 
 
 def test_the_worker_freezes_the_process_heap_once_and_raises_the_young_threshold(sqlite_engine):

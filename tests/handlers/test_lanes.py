@@ -7,6 +7,7 @@ import hashlib
 import importlib.util
 import json
 import threading
+import time
 import uuid
 from pathlib import Path
 
@@ -16,6 +17,7 @@ from sqlalchemy import select, text
 from sqlalchemy.engine import make_url
 
 from bot.settings import Settings
+from bot.worker import Worker
 from handlers.revenue.ledger import mrr_ledger_reaction
 from handlers.stripe.apply import ApplyOptions, apply_due_events
 from handlers.stripe.events import parse_event
@@ -221,7 +223,7 @@ def test_a_worker_alone_claims_the_oldest_events_of_every_lane(postgres_url):
     with engine.connect() as connection:  # the other worker's process dies
         connection.execute(
             text(
-                "SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = 'advisory'"
+                "SELECT pg_terminate_backend(pid, 10000) FROM pg_locks WHERE locktype = 'advisory'"
                 " AND classid = :namespace AND objid = :token AND objsubid = 2"
             ),
             {"namespace": lanes.WORKER_NAMESPACE, "token": other.token},
@@ -288,6 +290,63 @@ def test_several_workers_apply_each_subscription_s_events_in_created_order(postg
         lines = [(kind, event_id) for customer, kind, event_id in ledger if customer == cus_id]
         assert lines == [("new", event_ids[0])] + [("expansion", i) for i in event_ids[1:]]
         assert fetch(engine, Subscription, sub_id).version_event_id == event_ids[-1]
+    engine.dispose()
+
+
+def test_one_worker_s_two_threads_share_the_backlog_and_keep_each_customer_in_order(
+    postgres_url,
+):
+    """WORKER_THREADS=2: both threads apply batches, every event is applied once, and when
+    `drain()` returns nothing is left (the last thread alone took every lane)."""
+    engine = make_engine(postgres_url)
+    events, order = _stories(customers=24, updates=3)
+    receive_events(engine, events)
+    threads_seen: set[str] = set()
+
+    def note_thread(session, applied) -> None:
+        threads_seen.add(threading.current_thread().name)
+
+    ledger = mrr_ledger_reaction(Settings(_env_file=None))
+    worker = Worker(engine=engine, batch_size=5, reactions=(ledger, note_thread), threads=2)
+    assert worker.threads == 2
+    result = worker.drain()
+    assert result.applied == len(events) and result.retrying == result.dead == 0
+    assert len(threads_seen) == 2
+    assert {(row.status, row.attempts) for row in inbox_rows(engine)} == {(EventStatus.APPLIED, 0)}
+    with session_scope(engine) as session:
+        ledger_lines = session.execute(
+            select(MrrMovement.customer_id, MrrMovement.kind, MrrMovement.event_id).order_by(
+                MrrMovement.id
+            )
+        ).all()
+    for _, (cus_id, event_ids) in order.items():
+        lines = [
+            (kind, event_id) for customer, kind, event_id in ledger_lines if customer == cus_id
+        ]
+        assert lines == [("new", event_ids[0])] + [("expansion", i) for i in event_ids[1:]]
+    engine.dispose()
+
+
+def test_the_worker_has_one_thread_on_sqlite(sqlite_engine):
+    assert Worker(engine=sqlite_engine, threads=2).threads == 1
+
+
+def test_a_running_worker_s_threads_wake_on_commit_and_stop_together(postgres_url):
+    engine = make_engine(postgres_url)
+    worker = Worker(engine=engine, poll_seconds=60, threads=2)
+    events, _ = _stories(customers=3, updates=1)
+    worker.start()
+    try:
+        receive_events(engine, events)
+        worker.wake()  # without this they would look again only in a minute
+        deadline = time.monotonic() + 20
+        while worker.totals.applied < len(events) and time.monotonic() < deadline:
+            time.sleep(0.01)
+    finally:
+        worker.stop(timeout=20)
+    assert worker.totals.applied == len(events)
+    names = {thread.name for thread in threading.enumerate()}
+    assert not {"billbot-worker", "billbot-worker-1"} & names
     engine.dispose()
 
 
