@@ -3,6 +3,7 @@ standard reactions (the MRR ledger, then alerts) that every billbot worker runs.
 
     .venv/bin/python bench/apply.py [--events 20000] [--database sqlite|postgres] [--profile FILE]
                                     [--workers N]   (N processes at once, PostgreSQL)
+                                    [--threads N]   (WORKER_THREADS of each worker, PostgreSQL)
 
 The events (bench/events.py) are queued in the inbox as the webhook stores them, then one
 `Worker.drain()` applies them in batches of WORKER_BATCH_SIZE, as `billbot worker` does; the
@@ -47,6 +48,7 @@ from storage.models import Alert, Customer, MrrMovement, Subscription  # noqa: E
 
 POSTGRES_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 QUEUE_CHUNK = 1000
+DEFAULT_THREADS = Settings.model_fields["worker_threads"].default
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,9 +101,11 @@ def _migrate(url: str) -> None:
     engine.dispose()
 
 
-def bench_settings(database_url: str) -> Settings:
+def bench_settings(database_url: str, threads: int = DEFAULT_THREADS) -> Settings:
     """Console mode (no Slack token): alerts go to the console channel's outbox, as with `make run`."""
-    return Settings(_env_file=None, database_url=database_url, log_level="WARNING")
+    return Settings(
+        _env_file=None, database_url=database_url, log_level="WARNING", worker_threads=threads
+    )
 
 
 def queue_events(engine: Engine, bodies: list[bytes], settings: Settings) -> None:
@@ -118,17 +122,23 @@ def queue_events(engine: Engine, bodies: list[bytes], settings: Settings) -> Non
 
 
 def measure_apply(
-    database_url: str, count: int, *, profile: str | None = None, workers: int = 1
+    database_url: str,
+    count: int,
+    *,
+    profile: str | None = None,
+    workers: int = 1,
+    threads: int = DEFAULT_THREADS,
 ) -> ApplyRun:
     """Queue `count` events, then time their draining: by this process's worker, or by
-    `workers` worker processes at once (PostgreSQL: they claim disjoint batches)."""
-    settings = bench_settings(database_url)
+    `workers` worker processes at once (PostgreSQL: they claim disjoint batches), each with
+    `threads` threads (WORKER_THREADS)."""
+    settings = bench_settings(database_url, threads)
     engine = make_engine(database_url)
     try:
         bodies = [json.dumps(event, indent=2).encode() for event in event_stream(count)]
         queue_events(engine, bodies, settings)
         if workers > 1:
-            seconds, cpu, result = _drain_in_processes(database_url, workers)
+            seconds, cpu, result = _drain_in_processes(database_url, workers, threads)
         else:
             worker = Worker.from_settings(
                 settings, engine=engine, reactions=standard_reactions(settings)
@@ -157,10 +167,12 @@ def measure_apply(
         engine.dispose()
 
 
-def _drain_in_processes(database_url: str, workers: int) -> tuple[float, float, BatchResult]:
+def _drain_in_processes(
+    database_url: str, workers: int, threads: int
+) -> tuple[float, float, BatchResult]:
     """Start `workers` processes, let each get ready (imports, engine), then start them
     together; the time is from that start until the last one found nothing left to do."""
-    command = [sys.executable, __file__, "--drain", database_url]
+    command = [sys.executable, __file__, "--drain", database_url, "--threads", str(threads)]
     children = [
         subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
         for _ in range(workers)
@@ -182,9 +194,9 @@ def _drain_in_processes(database_url: str, workers: int) -> tuple[float, float, 
     return seconds, sum(report["cpu"] for report in reports), total
 
 
-def _drain_child(database_url: str) -> None:
+def _drain_child(database_url: str, threads: int) -> None:
     """One worker process of `_drain_in_processes`: ready, wait for go, drain, report."""
-    settings = bench_settings(database_url)
+    settings = bench_settings(database_url, threads)
     engine = make_engine(database_url)
     worker = Worker.from_settings(settings, engine=engine, reactions=standard_reactions(settings))
     worker.announce()  # before the start: each worker's first batch already sees the others
@@ -235,17 +247,27 @@ def main() -> None:
     parser.add_argument(
         "--workers", type=int, default=1, help="worker processes draining together (postgres)"
     )
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=DEFAULT_THREADS,
+        help="threads of each worker (WORKER_THREADS; SQLite always uses one)",
+    )
     parser.add_argument("--drain", help=argparse.SUPPRESS)  # a child of --workers N
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     if args.drain:
-        _drain_child(args.drain)
+        _drain_child(args.drain, args.threads)
         return
     if args.workers > 1 and args.database != "postgres":
         parser.error("--workers needs --database postgres (SQLite has one writer at a time)")
     with temporary_database(args.database, postgres_url=args.postgres_url) as url:
-        run = measure_apply(url, args.events, profile=args.profile, workers=args.workers)
+        run = measure_apply(
+            url, args.events, profile=args.profile, workers=args.workers, threads=args.threads
+        )
     label = args.database if args.workers == 1 else f"{args.database}×{args.workers}"
+    if args.database == "postgres":
+        label += f" {args.threads}t"
     print(f"{label:8} {describe(run)}")
 
 

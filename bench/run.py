@@ -12,8 +12,9 @@
    round by round.
 2. Applying: the worker drains the same kind of events from the inbox into the store with
    the real handlers and the standard reactions (MRR ledger, alerts), on SQLite and on a
-   temporary PostgreSQL database (bench/apply.py): one worker, and on PostgreSQL also two
-   worker processes together (`billbot worker` twice, as a PostgreSQL deployment runs).
+   temporary PostgreSQL database (bench/apply.py): one worker process (on PostgreSQL with
+   its default WORKER_THREADS=2, and for comparison with one thread), and on PostgreSQL also
+   two worker processes together (`billbot worker` twice, as a larger deployment runs).
 
 Medians of the rounds are printed, each with its ratio to the bare endpoint's median.
 """
@@ -36,7 +37,13 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from bench.apply import POSTGRES_URL, describe, measure_apply, temporary_database  # noqa: E402
+from bench.apply import (  # noqa: E402
+    DEFAULT_THREADS,
+    POSTGRES_URL,
+    describe,
+    measure_apply,
+    temporary_database,
+)
 from bench.events import encoded, event_stream  # noqa: E402
 from bench.loadgen import encode_post, run_load  # noqa: E402
 
@@ -143,12 +150,16 @@ def measure_acceptance(args: argparse.Namespace) -> tuple[list[float], list[floa
     return bare, billbot
 
 
-def measure_applying(args: argparse.Namespace, database: str, workers: int = 1) -> list[float]:
+def measure_applying(
+    args: argparse.Namespace, database: str, workers: int = 1, threads: int = DEFAULT_THREADS
+) -> list[float]:
     rates = []
     label = database if workers == 1 else f"{database}×{workers}"
+    if database == "postgres":
+        label += f" {threads}t"
     for _ in range(args.rounds):
         with temporary_database(database, postgres_url=args.postgres_url) as url:
-            run = measure_apply(url, args.events, workers=workers)
+            run = measure_apply(url, args.events, workers=workers, threads=threads)
         if run.failed or run.applied != run.events:
             raise SystemExit(f"{label}: {run.failed} events failed; expected all applied")
         print(f"  apply   {label:11} {describe(run)}", flush=True)
@@ -188,10 +199,12 @@ def main() -> None:
     rows = [("billbot POST /stripe/webhook, accepted", billbot, ">= 0.50")]
     rows.append(("worker applying, SQLite", measure_applying(args, "sqlite"), ">= 0.20"))
     if not args.skip_postgres:
-        rows.append(("worker applying, PostgreSQL", measure_applying(args, "postgres"), ">= 0.20"))
-        rows.append(
-            ("2 worker processes, PostgreSQL", measure_applying(args, "postgres", 2), ">= 0.20")
-        )
+        postgres = measure_applying(args, "postgres")
+        rows.append(("worker applying, PostgreSQL", postgres, ">= 0.20"))
+        one_thread = measure_applying(args, "postgres", threads=1)
+        rows.append(("  the same worker with 1 thread", one_thread, ""))
+        two = measure_applying(args, "postgres", workers=2)
+        rows.append(("2 worker processes, PostgreSQL", two, ""))
     report(bare, rows, args.rounds)
 
 

@@ -42,9 +42,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
             return 0
         for signum in (signal.SIGINT, signal.SIGTERM):
             signal.signal(signum, lambda *_: worker.request_stop())
-        logger.info(
-            "worker.running batch_size=%d threads=%d", worker.batch_size, worker.threads
-        )
+        logger.info("worker.running batch_size=%d threads=%d", worker.batch_size, worker.threads)
         worker.run()
         logger.info("worker.stopped applied=%d", worker.totals.applied)
         return 0
