@@ -115,13 +115,15 @@ def customer_subscriptions(
     rows for the rest (see the module docstring). `stored_rows` (id -> the row and items
     `read_subscriptions` read) answer for those rows instead of a query; they are forgotten
     when the session flushes a change the store does not hold."""
-    pending = _pending_held_subscriptions(session)
-    if pending is None:  # a pending change the store does not hold
+    memory = _pending_held_subscriptions(session)
+    pending: list[Subscription] = []
+    if memory is None:  # a pending change the store does not hold
         session.flush()
         stored_ids = None  # read again: the flush may have added or moved subscriptions
-        pending = []
         if stored_rows:
             stored_rows.clear()
+    else:
+        pending = _pending_of_customer(session, memory, customer_id)
     if stored_ids is None:
         parameters = {"customer_id": customer_id}
         stored_ids = session.connection().execute(_IDS_OF_CUSTOMER, parameters).scalars().all()
@@ -141,9 +143,14 @@ def customer_subscriptions(
         sub_id = _loaded(held, "id")
         if sub_id not in taken:
             taken.add(sub_id)
-            if _loaded(held, "customer_id") == customer_id:
-                found.append((held, held_items(session, sub_id) or []))
-    unheld = [sub_id for sub_id in unheld if sub_id not in taken]
+            found.append((held, held_items(session, sub_id) or []))
+    # A pending held subscription answers for itself: one now another customer's is not
+    # this one's, whatever the database says.
+    unheld = [
+        sub_id
+        for sub_id in unheld
+        if sub_id not in taken and (memory is None or not _is_pending(session, memory, sub_id))
+    ]
     known = stored_rows or {}
     rows = [known[sub_id] for sub_id in unheld if sub_id in known]
     rows += read_subscriptions(session, [sub_id for sub_id in unheld if sub_id not in known])
@@ -174,14 +181,16 @@ class _PendingSeen:
     savepoint: Any
     seen: set[Any] = field(default_factory=set)  # states looked at (any table)
     subscriptions: dict[Any, Subscription] = field(default_factory=dict)  # held, by state
+    states: dict[str, Any] = field(default_factory=dict)  # their states, by id
     # item state -> (item, the subscription_id it was checked with)
     items: dict[Any, tuple[Any, Any]] = field(default_factory=dict)
 
 
-def _pending_held_subscriptions(session: Session) -> list[Subscription] | None:
-    """The pending (new or changed) subscriptions, or None when the session has a pending
-    subscription or item the store does not hold (one whose database row a flush would
-    change without the store knowing).
+def _pending_held_subscriptions(session: Session) -> _PendingSeen | None:
+    """What the session has pending of the subscriptions the store holds (new or changed:
+    `_pending_of_customer`, `_is_pending`), or None when it has a pending subscription or
+    item the store does not hold (one whose database row a flush would change without the
+    store knowing).
 
     This runs for every change the ledger records while a batch's whole unit of work is
     pending, so it looks at each pending object once per transaction (by the session's own
@@ -191,7 +200,10 @@ def _pending_held_subscriptions(session: Session) -> list[Subscription] | None:
     held = held_subscription_ids(session)
     memory = _pending_memory(session)
     new, modified, deleted = session._new, session.identity_map._modified, session._deleted
-    for states in (new.keys() - memory.seen, modified - memory.seen):
+    # (`new.keys() - seen` would go through all of `seen`, which only grows: the whole
+    # transaction's pending states)
+    added = [state for state in new if state not in memory.seen]
+    for states in (added, modified - memory.seen):
         for state in states:
             memory.seen.add(state)
             kind = state.class_
@@ -201,6 +213,7 @@ def _pending_held_subscriptions(session: Session) -> list[Subscription] | None:
                     memory.seen.discard(state)  # a flush comes next; look again after it
                     return None
                 memory.subscriptions[state] = subscription
+                memory.states[subscription.id] = state
             elif kind is SubscriptionItem:
                 memory.items[state] = (state.obj(), _UNCHECKED)
     for state, (item, checked) in memory.items.items():
@@ -218,11 +231,34 @@ def _pending_held_subscriptions(session: Session) -> list[Subscription] | None:
                 return None
         elif type(obj) is SubscriptionItem and (obj.subscription_id not in held or _moved(obj)):
             return None
+    return memory
+
+
+def _pending_of_customer(
+    session: Session, memory: _PendingSeen, customer_id: str
+) -> list[Subscription]:
+    """The pending held subscriptions that now belong to the customer. The customer is
+    compared first, in the instance dict (an unloaded one passes, to be read after): most
+    pending subscriptions are other customers'."""
     return [
         subscription
         for state, subscription in memory.subscriptions.items()
-        if (state in new or state in modified) and state not in deleted
+        if subscription.__dict__.get("customer_id", customer_id) == customer_id
+        and _is_pending_state(session, state)
+        and _loaded(subscription, "customer_id") == customer_id
     ]
+
+
+def _is_pending(session: Session, memory: _PendingSeen, subscription_id: str) -> bool:
+    """Whether this is a pending held subscription (of any customer)."""
+    state = memory.states.get(subscription_id)
+    return state is not None and _is_pending_state(session, state)
+
+
+def _is_pending_state(session: Session, state: Any) -> bool:
+    return (
+        state in session._new or state in session.identity_map._modified
+    ) and state not in session._deleted
 
 
 _UNCHECKED = object()
