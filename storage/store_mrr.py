@@ -34,7 +34,7 @@ from decimal import Decimal
 from itertools import chain
 from typing import Any
 
-from sqlalchemy import bindparam, select
+from sqlalchemy import bindparam, event, select
 from sqlalchemy.orm import Session, attributes
 
 from storage.held_rows import found_rows, held_items, held_row, held_subscription_ids
@@ -184,6 +184,9 @@ class _PendingSeen:
     states: dict[str, Any] = field(default_factory=dict)  # their states, by id
     # item state -> (item, the subscription_id it was checked with)
     items: dict[Any, tuple[Any, Any]] = field(default_factory=dict)
+    # the last state of `session._new` when all of it was looked at; None once a state has
+    # left `_new` since (`_newly_added`)
+    new_last: Any = None
 
 
 def _pending_held_subscriptions(session: Session) -> _PendingSeen | None:
@@ -200,10 +203,7 @@ def _pending_held_subscriptions(session: Session) -> _PendingSeen | None:
     held = held_subscription_ids(session)
     memory = _pending_memory(session)
     new, modified, deleted = session._new, session.identity_map._modified, session._deleted
-    # (`new.keys() - seen` would go through all of `seen`, which only grows: the whole
-    # transaction's pending states)
-    added = [state for state in new if state not in memory.seen]
-    for states in (added, modified - memory.seen):
+    for states in (_newly_added(new, memory), modified - memory.seen):
         for state in states:
             memory.seen.add(state)
             kind = state.class_
@@ -216,6 +216,7 @@ def _pending_held_subscriptions(session: Session) -> _PendingSeen | None:
                 memory.states[subscription.id] = state
             elif kind is SubscriptionItem:
                 memory.items[state] = (state.obj(), _UNCHECKED)
+    memory.new_last = next(reversed(new), None)
     for state, (item, checked) in memory.items.items():
         value = item.__dict__.get("subscription_id", _UNCHECKED)
         if (value is checked and checked is not _UNCHECKED) or not (
@@ -261,8 +262,36 @@ def _is_pending_state(session: Session, state: Any) -> bool:
     ) and state not in session._deleted
 
 
+def _newly_added(new: dict[Any, Any], memory: _PendingSeen) -> list[Any]:
+    """The states in `session._new` not looked at yet, without going through the hundreds
+    looked at before (the batch's whole unit of work is pending).
+
+    `_new` is a dict, so in the order its states were added. While none has left it since
+    `memory` last looked at all of it (a flush, an expunge: the session reports both,
+    `_forget_new_last`), the states added since are those after the one that was last."""
+    last, seen = memory.new_last, memory.seen
+    if last is None or last not in new:
+        return [state for state in new if state not in seen]
+    added: list[Any] = []
+    for state in reversed(new):
+        if state is last:
+            break
+        if state not in seen:
+            added.append(state)
+    return added
+
+
+def _forget_new_last(session: Session, _state_or_flush: Any) -> None:
+    """`after_flush`, `pending_to_transient`: states have left `session._new`; one of them
+    may come back, after states not looked at yet."""
+    memory = session.info.get(_PENDING_KEY)
+    if memory is not None:
+        memory.new_last = None
+
+
 _UNCHECKED = object()
 _PENDING_KEY = "storage.store_mrr.pending"
+_WATCHING = "storage.store_mrr.watching"
 
 
 def _pending_memory(session: Session) -> _PendingSeen:
@@ -270,6 +299,10 @@ def _pending_memory(session: Session) -> _PendingSeen:
     memory = session.info.get(_PENDING_KEY)
     if memory is None or memory.transaction is not transaction or memory.savepoint is not savepoint:
         memory = session.info[_PENDING_KEY] = _PendingSeen(transaction, savepoint)
+        if not session.info.get(_WATCHING):
+            session.info[_WATCHING] = True
+            event.listen(session, "after_flush", _forget_new_last)
+            event.listen(session, "pending_to_transient", _forget_new_last)
     return memory
 
 
