@@ -23,6 +23,8 @@ import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from operator import itemgetter
+from typing import Any
 
 from sqlmodel import Session
 
@@ -240,23 +242,36 @@ def _save_states(
     event_id: str,
 ) -> None:
     """Update the customer's rows (`rows` is the transaction's memory of them, so a new row
-    joins it)."""
+    joins it). A new row is built with its values: it has no earlier ones to keep track of."""
     for currency, state in after.items():
         row = rows.get(currency)
         if row is None:
-            if state == Recorded():
-                continue
-            row = new_row(CustomerMrr, {"customer_id": customer_id, "currency": currency})
-            add_new(session, row)
-            rows[currency] = row
-        elif Recorded(row.mrr, row.paused, row.paused_out) == state:
-            continue
-        values = {"mrr": state.mrr, "paused": state.paused, "paused_out": state.paused_out}
-        if row.mrr != state.mrr:
-            values["changed_at"] = at
-        if state.mrr > 0 and row.first_paid_at is None:
-            values["first_paid_at"] = at
-        assign(row, {**values, "event_id": event_id, "updated_at": utcnow()})
+            if state != Recorded():
+                values = _state_values(0, None, state, at=at, event_id=event_id)  # the defaults
+                row = new_row(
+                    CustomerMrr, {"customer_id": customer_id, "currency": currency, **values}
+                )
+                add_new(session, row)
+                rows[currency] = row
+        elif Recorded(row.mrr, row.paused, row.paused_out) != state:
+            values = _state_values(row.mrr, row.first_paid_at, state, at=at, event_id=event_id)
+            assign(row, values)
+
+
+def _state_values(
+    mrr: int, first_paid_at: datetime | None, state: Recorded, *, at: datetime, event_id: str
+) -> dict[str, Any]:
+    """A row's values for `state`, given its MRR and first payment so far."""
+    values: dict[str, Any] = {
+        "mrr": state.mrr,
+        "paused": state.paused,
+        "paused_out": state.paused_out,
+    }
+    if mrr != state.mrr:
+        values["changed_at"] = at
+    if state.mrr > 0 and first_paid_at is None:
+        values["first_paid_at"] = at
+    return {**values, "event_id": event_id, "updated_at": utcnow()}
 
 
 # What storage.mrr reads of a subscription and of its items: nothing else can move MRR.
@@ -279,16 +294,28 @@ def _could_move_mrr(session: Session, change: Change) -> bool:
     if previous is None or not isinstance(before, list) or not isinstance(after, list):
         return True
     row = held_rows.get_row(session, Subscription, change.object_id)  # no flush when held
-    if row is None or any(
-        getattr(previous, name) != getattr(row, name) for name in MRR_SUBSCRIPTION_FIELDS
+    if row is None or _inputs(previous, MRR_SUBSCRIPTION_FIELDS) != _inputs(
+        row, MRR_SUBSCRIPTION_FIELDS
     ):
         return True
     return _item_inputs(before) != _item_inputs(after)
 
 
 def _item_inputs(items: list) -> list[tuple]:
-    rows = [tuple(getattr(item, name) for name in MRR_ITEM_FIELDS) for item in items]
-    return sorted(rows, key=lambda row: row[0])
+    return sorted((_inputs(item, MRR_ITEM_FIELDS) for item in items), key=itemgetter(0))
+
+
+def _inputs(obj: Any, names: tuple[str, ...]) -> tuple:
+    """These attributes of a row or a snapshot, read from its instance dict in one step
+    (this runs for every subscription change; the ORM's attribute reads cost several times
+    more), or through the attributes when one is not loaded there."""
+    try:
+        return _GETTERS[names](vars(obj))
+    except (KeyError, TypeError):
+        return tuple(getattr(obj, name) for name in names)
+
+
+_GETTERS = {names: itemgetter(*names) for names in (MRR_SUBSCRIPTION_FIELDS, MRR_ITEM_FIELDS)}
 
 
 def _touched_customers(session: Session, changes: list[Change]) -> list[str]:

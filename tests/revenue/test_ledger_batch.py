@@ -14,9 +14,16 @@ from sqlalchemy import Engine, event
 from sqlmodel import Session, select
 
 from bot.settings import Settings
-from handlers.revenue.ledger import mrr_ledger_reaction, record_mrr_movements
+from handlers.revenue.ledger import (
+    MRR_ITEM_FIELDS,
+    MRR_SUBSCRIPTION_FIELDS,
+    _could_move_mrr,
+    mrr_ledger_reaction,
+    record_mrr_movements,
+)
 from handlers.stripe.apply import ApplyOptions, _apply_together
-from handlers.stripe.registry import AppliedEvent
+from handlers.stripe.events import parse_event
+from handlers.stripe.registry import AppliedEvent, Change, handler_for
 from storage import held_rows, store_mrr
 from storage.billing import lock_objects
 from storage.db import make_engine, session_scope
@@ -441,3 +448,54 @@ def _mrr_in_database(session: Session, customer_id: str, tag: str) -> tuple[list
 def _untagged(found: list, mrr: dict[str, StoreMrr], tag: str) -> tuple[list[str], dict]:
     ids = sorted(row.id.replace(tag, "TAG") for row, _ in found)
     return ids, {currency: (value.mrr, value.paused) for currency, value in mrr.items()}
+
+
+def test_only_a_change_to_what_mrr_is_computed_from_asks_the_ledger(engine):
+    """`_could_move_mrr` reads the subscription's and items' inputs from their instance
+    dicts: the same answer as reading every attribute, with one not loaded too."""
+    pro, seat = f.price(unit_amount=4900), f.price(unit_amount=1000)
+    first, second = f.item(pro, 1), f.item(seat, 2)
+
+    def update(n: int, items: list, **fields: Any) -> dict[str, Any]:
+        obj = f.subscription(customer="cus_in", id="sub_in", items=items, **fields)
+        return f.event("customer.subscription.updated", obj, created=f.T0 + n, api_version=f.NEW)
+
+    with session_scope(engine) as session:
+        _handle(session, update(0, [first, second]))
+    with session_scope(engine) as session:
+        lock_objects(session=session, objects=[("subscription", "sub_in")])
+        renewed = f.T0 + 31 * f.DAY
+        for n, event_, moves in (
+            (1, update(1, [second, first], current_period_start=renewed), False),
+            (2, update(2, [first, replace(second, quantity=3)]), True),
+            (3, update(3, [first]), True),
+            (4, update(4, [first], status="past_due"), True),
+            (5, update(5, [first], status="past_due", current_period_end=renewed), False),
+        ):
+            (change,) = _handle(session, event_)
+            if n == 5:
+                session.expire(held_rows.held_row(session, Subscription, "sub_in"), ["currency"])
+            assert _could_move_mrr(session, change) is moves
+            assert _read_every_input(session, change) is moves
+
+
+def _handle(session: Session, raw: dict[str, Any]) -> list[Change]:
+    event_ = parse_event(json.dumps(raw))
+    handler = handler_for(event_.type)
+    assert handler is not None
+    return handler(session, event_)
+
+
+def _read_every_input(session: Session, change: Change) -> bool:
+    """`_could_move_mrr` as written before, with an attribute read per input."""
+    previous, row = change.details["previous"], session.get(Subscription, change.object_id)
+    if any(getattr(previous, name) != getattr(row, name) for name in MRR_SUBSCRIPTION_FIELDS):
+        return True
+    before, after = (
+        sorted(
+            (tuple(getattr(item, name) for name in MRR_ITEM_FIELDS) for item in items),
+            key=lambda inputs: inputs[0],
+        )
+        for items in (change.details["previous_items"], change.details["items"])
+    )
+    return before != after
