@@ -180,10 +180,14 @@ class _PendingSeen:
     transaction: Any
     savepoint: Any
     seen: set[Any] = field(default_factory=set)  # states looked at (any table)
-    subscriptions: dict[Any, Subscription] = field(default_factory=dict)  # held, by state
+    # Objects are kept with their instance dicts: `obj.__dict__` on a SQLModel row goes
+    # through pydantic's `__getattr__` hook, several times the cost of a dict lookup, and
+    # these are read for every change the ledger records.
+    # held subscription state -> (the subscription, its instance dict)
+    subscriptions: dict[Any, tuple[Subscription, dict[str, Any]]] = field(default_factory=dict)
     states: dict[str, Any] = field(default_factory=dict)  # their states, by id
-    # item state -> (item, the subscription_id it was checked with)
-    items: dict[Any, tuple[Any, Any]] = field(default_factory=dict)
+    # item state -> (item, its instance dict, the subscription_id it was checked with)
+    items: dict[Any, tuple[Any, dict[str, Any], Any]] = field(default_factory=dict)
     # the last state of `session._new` when all of it was looked at; None once a state has
     # left `_new` since (`_newly_added`)
     new_last: Any = None
@@ -212,20 +216,20 @@ def _pending_held_subscriptions(session: Session) -> _PendingSeen | None:
                 if subscription.id not in held:
                     memory.seen.discard(state)  # a flush comes next; look again after it
                     return None
-                memory.subscriptions[state] = subscription
+                memory.subscriptions[state] = (subscription, vars(subscription))
                 memory.states[subscription.id] = state
             elif kind is SubscriptionItem:
-                memory.items[state] = (state.obj(), _UNCHECKED)
+                item = state.obj()
+                memory.items[state] = (item, vars(item), _UNCHECKED)
     memory.new_last = next(reversed(new), None)
-    for state, (item, checked) in memory.items.items():
-        value = item.__dict__.get("subscription_id", _UNCHECKED)
-        if (value is checked and checked is not _UNCHECKED) or not (
-            state in new or state in modified
-        ):
+    for state, (item, values, checked) in memory.items.items():
+        if (
+            checked is not _UNCHECKED and values.get("subscription_id", _UNCHECKED) is checked
+        ) or not (state in new or state in modified):
             continue  # checked with this subscription, or not pending
         if item.subscription_id not in held or _moved(item):
             return None
-        memory.items[state] = (item, item.subscription_id)
+        memory.items[state] = (item, values, item.subscription_id)
     for obj in deleted.values():
         if type(obj) is Subscription:
             if obj.id not in held:
@@ -243,8 +247,8 @@ def _pending_of_customer(
     pending subscriptions are other customers'."""
     return [
         subscription
-        for state, subscription in memory.subscriptions.items()
-        if subscription.__dict__.get("customer_id", customer_id) == customer_id
+        for state, (subscription, values) in memory.subscriptions.items()
+        if values.get("customer_id", customer_id) == customer_id
         and _is_pending_state(session, state)
         and _loaded(subscription, "customer_id") == customer_id
     ]

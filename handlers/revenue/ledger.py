@@ -21,10 +21,9 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from dataclasses import dataclass
 from datetime import datetime
 from operator import itemgetter
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlmodel import Session
 
@@ -42,8 +41,9 @@ from storage.types import utcnow
 logger = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True, slots=True)
-class Recorded:
+# Named tuples rather than frozen dataclasses: several are made and compared per subscription
+# change, and a frozen dataclass costs a few times more to make and to compare.
+class Recorded(NamedTuple):
     """A customer's MRR state in one currency, in ledger units."""
 
     mrr: int = 0
@@ -51,8 +51,10 @@ class Recorded:
     paused_out: int = 0
 
 
-@dataclass(frozen=True, slots=True)
-class PlannedLine:
+NOTHING_RECORDED = Recorded()
+
+
+class PlannedLine(NamedTuple):
     currency: str
     kind: MovementKind
     amount: int
@@ -185,7 +187,7 @@ def plan_movements(
     after: dict[str, Recorded] = {}
     pause_parts: dict[str, int] = {}
     for currency in currencies:
-        old = before.get(currency, Recorded())
+        old = before.get(currency, NOTHING_RECORDED)
         mrr, paused = now.get(currency, (0, 0))
         part = _pause_part(old, mrr - old.mrr, paused - old.paused)
         pause_parts[currency] = part
@@ -194,7 +196,7 @@ def plan_movements(
     is_subscriber = any(state.mrr > 0 or state.paused_out > 0 for state in after.values())
     lines: list[PlannedLine] = []
     for currency in currencies:
-        running = before.get(currency, Recorded()).mrr
+        running = before.get(currency, NOTHING_RECORDED).mrr
         part = pause_parts[currency]
         if part:
             running += part
@@ -246,7 +248,7 @@ def _save_states(
     for currency, state in after.items():
         row = rows.get(currency)
         if row is None:
-            if state != Recorded():
+            if state != NOTHING_RECORDED:
                 values = _state_values(0, None, state, at=at, event_id=event_id)  # the defaults
                 row = new_row(
                     CustomerMrr, {"customer_id": customer_id, "currency": currency, **values}
