@@ -34,7 +34,7 @@ from decimal import Decimal
 from itertools import chain
 from typing import Any
 
-from sqlalchemy import bindparam, select
+from sqlalchemy import bindparam, event, select
 from sqlalchemy.orm import Session, attributes
 
 from storage.held_rows import found_rows, held_items, held_row, held_subscription_ids
@@ -115,13 +115,15 @@ def customer_subscriptions(
     rows for the rest (see the module docstring). `stored_rows` (id -> the row and items
     `read_subscriptions` read) answer for those rows instead of a query; they are forgotten
     when the session flushes a change the store does not hold."""
-    pending = _pending_held_subscriptions(session)
-    if pending is None:  # a pending change the store does not hold
+    memory = _pending_held_subscriptions(session)
+    pending: list[Subscription] = []
+    if memory is None:  # a pending change the store does not hold
         session.flush()
         stored_ids = None  # read again: the flush may have added or moved subscriptions
-        pending = []
         if stored_rows:
             stored_rows.clear()
+    else:
+        pending = _pending_of_customer(session, memory, customer_id)
     if stored_ids is None:
         parameters = {"customer_id": customer_id}
         stored_ids = session.connection().execute(_IDS_OF_CUSTOMER, parameters).scalars().all()
@@ -141,9 +143,14 @@ def customer_subscriptions(
         sub_id = _loaded(held, "id")
         if sub_id not in taken:
             taken.add(sub_id)
-            if _loaded(held, "customer_id") == customer_id:
-                found.append((held, held_items(session, sub_id) or []))
-    unheld = [sub_id for sub_id in unheld if sub_id not in taken]
+            found.append((held, held_items(session, sub_id) or []))
+    # A pending held subscription answers for itself: one now another customer's is not
+    # this one's, whatever the database says.
+    unheld = [
+        sub_id
+        for sub_id in unheld
+        if sub_id not in taken and (memory is None or not _is_pending(session, memory, sub_id))
+    ]
     known = stored_rows or {}
     rows = [known[sub_id] for sub_id in unheld if sub_id in known]
     rows += read_subscriptions(session, [sub_id for sub_id in unheld if sub_id not in known])
@@ -173,15 +180,24 @@ class _PendingSeen:
     transaction: Any
     savepoint: Any
     seen: set[Any] = field(default_factory=set)  # states looked at (any table)
-    subscriptions: dict[Any, Subscription] = field(default_factory=dict)  # held, by state
-    # item state -> (item, the subscription_id it was checked with)
-    items: dict[Any, tuple[Any, Any]] = field(default_factory=dict)
+    # Objects are kept with their instance dicts: `obj.__dict__` on a SQLModel row goes
+    # through pydantic's `__getattr__` hook, several times the cost of a dict lookup, and
+    # these are read for every change the ledger records.
+    # held subscription state -> (the subscription, its instance dict)
+    subscriptions: dict[Any, tuple[Subscription, dict[str, Any]]] = field(default_factory=dict)
+    states: dict[str, Any] = field(default_factory=dict)  # their states, by id
+    # item state -> (item, its instance dict, the subscription_id it was checked with)
+    items: dict[Any, tuple[Any, dict[str, Any], Any]] = field(default_factory=dict)
+    # the last state of `session._new` when all of it was looked at; None once a state has
+    # left `_new` since (`_newly_added`)
+    new_last: Any = None
 
 
-def _pending_held_subscriptions(session: Session) -> list[Subscription] | None:
-    """The pending (new or changed) subscriptions, or None when the session has a pending
-    subscription or item the store does not hold (one whose database row a flush would
-    change without the store knowing).
+def _pending_held_subscriptions(session: Session) -> _PendingSeen | None:
+    """What the session has pending of the subscriptions the store holds (new or changed:
+    `_pending_of_customer`, `_is_pending`), or None when it has a pending subscription or
+    item the store does not hold (one whose database row a flush would change without the
+    store knowing).
 
     This runs for every change the ledger records while a batch's whole unit of work is
     pending, so it looks at each pending object once per transaction (by the session's own
@@ -191,7 +207,7 @@ def _pending_held_subscriptions(session: Session) -> list[Subscription] | None:
     held = held_subscription_ids(session)
     memory = _pending_memory(session)
     new, modified, deleted = session._new, session.identity_map._modified, session._deleted
-    for states in (new.keys() - memory.seen, modified - memory.seen):
+    for states in (_newly_added(new, memory), modified - memory.seen):
         for state in states:
             memory.seen.add(state)
             kind = state.class_
@@ -200,33 +216,86 @@ def _pending_held_subscriptions(session: Session) -> list[Subscription] | None:
                 if subscription.id not in held:
                     memory.seen.discard(state)  # a flush comes next; look again after it
                     return None
-                memory.subscriptions[state] = subscription
+                memory.subscriptions[state] = (subscription, vars(subscription))
+                memory.states[subscription.id] = state
             elif kind is SubscriptionItem:
-                memory.items[state] = (state.obj(), _UNCHECKED)
-    for state, (item, checked) in memory.items.items():
-        value = item.__dict__.get("subscription_id", _UNCHECKED)
-        if (value is checked and checked is not _UNCHECKED) or not (
-            state in new or state in modified
-        ):
+                item = state.obj()
+                memory.items[state] = (item, vars(item), _UNCHECKED)
+    memory.new_last = next(reversed(new), None)
+    for state, (item, values, checked) in memory.items.items():
+        if (
+            checked is not _UNCHECKED and values.get("subscription_id", _UNCHECKED) is checked
+        ) or not (state in new or state in modified):
             continue  # checked with this subscription, or not pending
         if item.subscription_id not in held or _moved(item):
             return None
-        memory.items[state] = (item, item.subscription_id)
+        memory.items[state] = (item, values, item.subscription_id)
     for obj in deleted.values():
         if type(obj) is Subscription:
             if obj.id not in held:
                 return None
         elif type(obj) is SubscriptionItem and (obj.subscription_id not in held or _moved(obj)):
             return None
+    return memory
+
+
+def _pending_of_customer(
+    session: Session, memory: _PendingSeen, customer_id: str
+) -> list[Subscription]:
+    """The pending held subscriptions that now belong to the customer. The customer is
+    compared first, in the instance dict (an unloaded one passes, to be read after): most
+    pending subscriptions are other customers'."""
     return [
         subscription
-        for state, subscription in memory.subscriptions.items()
-        if (state in new or state in modified) and state not in deleted
+        for state, (subscription, values) in memory.subscriptions.items()
+        if values.get("customer_id", customer_id) == customer_id
+        and _is_pending_state(session, state)
+        and _loaded(subscription, "customer_id") == customer_id
     ]
+
+
+def _is_pending(session: Session, memory: _PendingSeen, subscription_id: str) -> bool:
+    """Whether this is a pending held subscription (of any customer)."""
+    state = memory.states.get(subscription_id)
+    return state is not None and _is_pending_state(session, state)
+
+
+def _is_pending_state(session: Session, state: Any) -> bool:
+    return (
+        state in session._new or state in session.identity_map._modified
+    ) and state not in session._deleted
+
+
+def _newly_added(new: dict[Any, Any], memory: _PendingSeen) -> list[Any]:
+    """The states in `session._new` not looked at yet, without going through the hundreds
+    looked at before (the batch's whole unit of work is pending).
+
+    `_new` is a dict, so in the order its states were added. While none has left it since
+    `memory` last looked at all of it (a flush, an expunge: the session reports both,
+    `_forget_new_last`), the states added since are those after the one that was last."""
+    last, seen = memory.new_last, memory.seen
+    if last is None or last not in new:
+        return [state for state in new if state not in seen]
+    added: list[Any] = []
+    for state in reversed(new):
+        if state is last:
+            break
+        if state not in seen:
+            added.append(state)
+    return added
+
+
+def _forget_new_last(session: Session, _state_or_flush: Any) -> None:
+    """`after_flush`, `pending_to_transient`: states have left `session._new`; one of them
+    may come back, after states not looked at yet."""
+    memory = session.info.get(_PENDING_KEY)
+    if memory is not None:
+        memory.new_last = None
 
 
 _UNCHECKED = object()
 _PENDING_KEY = "storage.store_mrr.pending"
+_WATCHING = "storage.store_mrr.watching"
 
 
 def _pending_memory(session: Session) -> _PendingSeen:
@@ -234,6 +303,10 @@ def _pending_memory(session: Session) -> _PendingSeen:
     memory = session.info.get(_PENDING_KEY)
     if memory is None or memory.transaction is not transaction or memory.savepoint is not savepoint:
         memory = session.info[_PENDING_KEY] = _PendingSeen(transaction, savepoint)
+        if not session.info.get(_WATCHING):
+            session.info[_WATCHING] = True
+            event.listen(session, "after_flush", _forget_new_last)
+            event.listen(session, "pending_to_transient", _forget_new_last)
     return memory
 
 

@@ -21,8 +21,9 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from dataclasses import dataclass
 from datetime import datetime
+from operator import itemgetter
+from typing import Any, NamedTuple
 
 from sqlmodel import Session
 
@@ -40,8 +41,9 @@ from storage.types import utcnow
 logger = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True, slots=True)
-class Recorded:
+# Named tuples rather than frozen dataclasses: several are made and compared per subscription
+# change, and a frozen dataclass costs a few times more to make and to compare.
+class Recorded(NamedTuple):
     """A customer's MRR state in one currency, in ledger units."""
 
     mrr: int = 0
@@ -49,8 +51,10 @@ class Recorded:
     paused_out: int = 0
 
 
-@dataclass(frozen=True, slots=True)
-class PlannedLine:
+NOTHING_RECORDED = Recorded()
+
+
+class PlannedLine(NamedTuple):
     currency: str
     kind: MovementKind
     amount: int
@@ -183,7 +187,7 @@ def plan_movements(
     after: dict[str, Recorded] = {}
     pause_parts: dict[str, int] = {}
     for currency in currencies:
-        old = before.get(currency, Recorded())
+        old = before.get(currency, NOTHING_RECORDED)
         mrr, paused = now.get(currency, (0, 0))
         part = _pause_part(old, mrr - old.mrr, paused - old.paused)
         pause_parts[currency] = part
@@ -192,7 +196,7 @@ def plan_movements(
     is_subscriber = any(state.mrr > 0 or state.paused_out > 0 for state in after.values())
     lines: list[PlannedLine] = []
     for currency in currencies:
-        running = before.get(currency, Recorded()).mrr
+        running = before.get(currency, NOTHING_RECORDED).mrr
         part = pause_parts[currency]
         if part:
             running += part
@@ -240,23 +244,36 @@ def _save_states(
     event_id: str,
 ) -> None:
     """Update the customer's rows (`rows` is the transaction's memory of them, so a new row
-    joins it)."""
+    joins it). A new row is built with its values: it has no earlier ones to keep track of."""
     for currency, state in after.items():
         row = rows.get(currency)
         if row is None:
-            if state == Recorded():
-                continue
-            row = new_row(CustomerMrr, {"customer_id": customer_id, "currency": currency})
-            add_new(session, row)
-            rows[currency] = row
-        elif Recorded(row.mrr, row.paused, row.paused_out) == state:
-            continue
-        values = {"mrr": state.mrr, "paused": state.paused, "paused_out": state.paused_out}
-        if row.mrr != state.mrr:
-            values["changed_at"] = at
-        if state.mrr > 0 and row.first_paid_at is None:
-            values["first_paid_at"] = at
-        assign(row, {**values, "event_id": event_id, "updated_at": utcnow()})
+            if state != NOTHING_RECORDED:
+                values = _state_values(0, None, state, at=at, event_id=event_id)  # the defaults
+                row = new_row(
+                    CustomerMrr, {"customer_id": customer_id, "currency": currency, **values}
+                )
+                add_new(session, row)
+                rows[currency] = row
+        elif Recorded(row.mrr, row.paused, row.paused_out) != state:
+            values = _state_values(row.mrr, row.first_paid_at, state, at=at, event_id=event_id)
+            assign(row, values)
+
+
+def _state_values(
+    mrr: int, first_paid_at: datetime | None, state: Recorded, *, at: datetime, event_id: str
+) -> dict[str, Any]:
+    """A row's values for `state`, given its MRR and first payment so far."""
+    values: dict[str, Any] = {
+        "mrr": state.mrr,
+        "paused": state.paused,
+        "paused_out": state.paused_out,
+    }
+    if mrr != state.mrr:
+        values["changed_at"] = at
+    if state.mrr > 0 and first_paid_at is None:
+        values["first_paid_at"] = at
+    return {**values, "event_id": event_id, "updated_at": utcnow()}
 
 
 # What storage.mrr reads of a subscription and of its items: nothing else can move MRR.
@@ -279,16 +296,28 @@ def _could_move_mrr(session: Session, change: Change) -> bool:
     if previous is None or not isinstance(before, list) or not isinstance(after, list):
         return True
     row = held_rows.get_row(session, Subscription, change.object_id)  # no flush when held
-    if row is None or any(
-        getattr(previous, name) != getattr(row, name) for name in MRR_SUBSCRIPTION_FIELDS
+    if row is None or _inputs(previous, MRR_SUBSCRIPTION_FIELDS) != _inputs(
+        row, MRR_SUBSCRIPTION_FIELDS
     ):
         return True
     return _item_inputs(before) != _item_inputs(after)
 
 
 def _item_inputs(items: list) -> list[tuple]:
-    rows = [tuple(getattr(item, name) for name in MRR_ITEM_FIELDS) for item in items]
-    return sorted(rows, key=lambda row: row[0])
+    return sorted((_inputs(item, MRR_ITEM_FIELDS) for item in items), key=itemgetter(0))
+
+
+def _inputs(obj: Any, names: tuple[str, ...]) -> tuple:
+    """These attributes of a row or a snapshot, read from its instance dict in one step
+    (this runs for every subscription change; the ORM's attribute reads cost several times
+    more), or through the attributes when one is not loaded there."""
+    try:
+        return _GETTERS[names](vars(obj))
+    except (KeyError, TypeError):
+        return tuple(getattr(obj, name) for name in names)
+
+
+_GETTERS = {names: itemgetter(*names) for names in (MRR_SUBSCRIPTION_FIELDS, MRR_ITEM_FIELDS)}
 
 
 def _touched_customers(session: Session, changes: list[Change]) -> list[str]:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import threading
+from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
@@ -13,15 +14,24 @@ from sqlalchemy import Engine, event
 from sqlmodel import Session, select
 
 from bot.settings import Settings
-from handlers.revenue.ledger import mrr_ledger_reaction, record_mrr_movements
+from handlers.revenue.ledger import (
+    MRR_ITEM_FIELDS,
+    MRR_SUBSCRIPTION_FIELDS,
+    _could_move_mrr,
+    mrr_ledger_reaction,
+    record_mrr_movements,
+)
 from handlers.stripe.apply import ApplyOptions, _apply_together
-from handlers.stripe.registry import AppliedEvent
-from storage import held_rows
+from handlers.stripe.events import parse_event
+from handlers.stripe.registry import AppliedEvent, Change, handler_for
+from storage import held_rows, store_mrr
 from storage.billing import lock_objects
 from storage.db import make_engine, session_scope
 from storage.inbox import ClaimedEvent
 from storage.models.billing import Subscription, SubscriptionItem
 from storage.models.ledger import CustomerMrr, MrrMovement, from_ledger_units
+from storage.mrr import paused_mrr, subscription_mrr
+from storage.store_mrr import StoreMrr
 from tests import factories as f
 from tests.revenue.factories import T0, applied, item, put_subscription, set_quantity
 from tests.revenue.test_ledger import DAY, lines
@@ -340,3 +350,152 @@ def test_a_subscription_written_by_hand_and_flushed_meanwhile_counts(engine):
         change = applied("evt_2", T0 + DAY, ("subscription", "sub_w1", "cus_w1"))
         record_mrr_movements(session, replace(change, batch_event_ids=batch))
         assert lines(session, "cus_w1") == [("new", 4_900), ("expansion", 1_000)]
+
+
+def test_a_subscription_the_batch_only_read_counts_where_its_pending_change_moved_it(engine):
+    """Given another customer by hand, a subscription read for the batch's lookups no longer
+    counts for its customer in the database: a flush would move it."""
+    with session_scope(engine) as session:
+        put_subscription(session, "sub_m1", customer_id="cus_m", items=[item(4_900)])
+        put_subscription(session, "sub_m2", customer_id="cus_m", items=[item(1_000)])
+    with session_scope(engine) as session:
+        worker_batch(session, "sub_m1")  # reads sub_m2 too, without a lock
+        change = applied("evt_1", T0, ("subscription", "sub_m1", "cus_m"))
+        record_mrr_movements(session, replace(change, batch_event_ids=frozenset({"evt_1"})))
+        read_only = held_rows.get_row(session, Subscription, "sub_m2")
+        assert read_only is not None
+        read_only.customer_id = "cus_n"
+        change = applied("evt_2", T0 + DAY, ("subscription", "sub_m1", "cus_m"))
+        record_mrr_movements(session, replace(change, batch_event_ids=frozenset({"evt_2"})))
+        assert lines(session, "cus_m") == [("new", 5_900), ("contraction", -1_000)]
+
+
+def test_the_stores_mrr_without_a_flush_is_what_a_flush_and_a_read_say(engine):
+    """Asked after every event of a batch, the store's MRR (which looks at each pending
+    object of the unit of work once, as it is added) is what a flush and a read of the
+    database say: with subscriptions created, changed, given fewer items (a pending item
+    taken out again) and moved to another customer within the batch."""
+    kept = _mrr_after_each_event(engine, "kept", _mrr_in_store)
+    assert kept == _mrr_after_each_event(engine, "read", _mrr_in_database)
+    assert kept[-1] == [
+        (["sub_TAG3"], {"usd": (9_800, 0)}),
+        (["sub_TAG2"], {"usd": (1_000, 0)}),
+        (["sub_TAG1", "sub_TAG4"], {"usd": (4_900, 0)}),
+    ]
+
+
+def _mrr_after_each_event(engine: Engine, tag: str, ask_mrr: Callable) -> list[Any]:
+    pro, seat = f.price(unit_amount=4900), f.price(unit_amount=1000)
+    ids = lambda prefix, n: f"{prefix}_{tag}{n}"  # noqa: E731
+    a, b, c = ids("cus", "a"), ids("cus", "b"), ids("cus", "c")
+    first, second = f.item(pro, 1, id=ids("si", 1)), f.item(seat, 2, id=ids("si", 2))
+    third, fourth = f.item(seat, 1, id=ids("si", 3)), f.item(pro, 2, id=ids("si", 5))
+
+    def sub(n: int, customer: str, items: list, **fields: Any) -> dict[str, Any]:
+        return f.subscription(customer=customer, id=ids("sub", n), items=items, **fields)
+
+    def ev(n: int, kind: str, obj: dict[str, Any]) -> dict[str, Any]:
+        return f.event(f"customer.subscription.{kind}", obj, created=f.T0 + n * 60,
+                       api_version=f.NEW, id=ids("evt", n))  # fmt: skip
+
+    apply_in_one_transaction(
+        engine, [ev(0, "created", sub(1, a, [first])), ev(1, "created", sub(4, c, [third]))]
+    )
+    seen: list[Any] = []
+
+    def ask(session: Session, applied: AppliedEvent) -> None:
+        seen.append([ask_mrr(session, customer, tag) for customer in (a, b, c)])
+
+    apply_in_one_transaction(
+        engine,
+        [
+            ev(2, "updated", sub(1, a, [replace(first, quantity=3)])),
+            ev(3, "created", sub(2, a, [second, f.item(pro, 1, id=ids("si", 4))])),
+            ev(4, "created", sub(3, b, [fourth])),
+            ev(5, "updated", sub(2, a, [replace(second, quantity=5)])),  # one item fewer
+            ev(6, "updated", sub(3, a, [fourth])),  # moved to a, new in the batch
+            ev(7, "updated", sub(4, c, [third], status="canceled")),
+            ev(8, "updated", sub(2, b, [replace(second, quantity=1)])),  # moved to b
+            ev(9, "updated", sub(1, c, [first])),  # moved to c, stored before the batch
+        ],
+        reaction=ask,
+    )
+    return seen
+
+
+def _mrr_in_store(session: Session, customer_id: str, tag: str) -> tuple[list[str], dict]:
+    """The customer's subscriptions and MRR as the store says, without a flush."""
+    found = store_mrr.customer_subscriptions(session, customer_id=customer_id)
+    return _untagged(
+        found, store_mrr.customer_mrr_from_store(session, customer_id=customer_id), tag
+    )
+
+
+def _mrr_in_database(session: Session, customer_id: str, tag: str) -> tuple[list[str], dict]:
+    """The same, from a flush and a read of the database alone."""
+    session.flush()
+    query = select(Subscription.id).where(Subscription.customer_id == customer_id)
+    found = store_mrr.read_subscriptions(session, session.exec(query).all())
+    totals: dict[str, StoreMrr] = {}
+    for row, items in found:
+        before = totals.get(row.currency, StoreMrr())
+        totals[row.currency] = StoreMrr(
+            before.mrr + subscription_mrr(row, items), before.paused + paused_mrr(row, items)
+        )
+    return _untagged(found, totals, tag)
+
+
+def _untagged(found: list, mrr: dict[str, StoreMrr], tag: str) -> tuple[list[str], dict]:
+    ids = sorted(row.id.replace(tag, "TAG") for row, _ in found)
+    return ids, {currency: (value.mrr, value.paused) for currency, value in mrr.items()}
+
+
+def test_only_a_change_to_what_mrr_is_computed_from_asks_the_ledger(engine):
+    """`_could_move_mrr` reads the subscription's and items' inputs from their instance
+    dicts: the same answer as reading every attribute, with one not loaded too."""
+    pro, seat = f.price(unit_amount=4900), f.price(unit_amount=1000)
+    first, second = f.item(pro, 1), f.item(seat, 2)
+
+    def update(n: int, items: list, **fields: Any) -> dict[str, Any]:
+        obj = f.subscription(customer="cus_in", id="sub_in", items=items, **fields)
+        return f.event("customer.subscription.updated", obj, created=f.T0 + n, api_version=f.NEW)
+
+    with session_scope(engine) as session:
+        _handle(session, update(0, [first, second]))
+    with session_scope(engine) as session:
+        lock_objects(session=session, objects=[("subscription", "sub_in")])
+        renewed = f.T0 + 31 * f.DAY
+        for n, event_, moves in (
+            (1, update(1, [second, first], current_period_start=renewed), False),
+            (2, update(2, [first, replace(second, quantity=3)]), True),
+            (3, update(3, [first]), True),
+            (4, update(4, [first], status="past_due"), True),
+            (5, update(5, [first], status="past_due", current_period_end=renewed), False),
+        ):
+            (change,) = _handle(session, event_)
+            if n == 5:
+                session.expire(held_rows.held_row(session, Subscription, "sub_in"), ["currency"])
+            assert _could_move_mrr(session, change) is moves
+            assert _read_every_input(session, change) is moves
+
+
+def _handle(session: Session, raw: dict[str, Any]) -> list[Change]:
+    event_ = parse_event(json.dumps(raw))
+    handler = handler_for(event_.type)
+    assert handler is not None
+    return handler(session, event_)
+
+
+def _read_every_input(session: Session, change: Change) -> bool:
+    """`_could_move_mrr` as written before, with an attribute read per input."""
+    previous, row = change.details["previous"], session.get(Subscription, change.object_id)
+    if any(getattr(previous, name) != getattr(row, name) for name in MRR_SUBSCRIPTION_FIELDS):
+        return True
+    before, after = (
+        sorted(
+            (tuple(getattr(item, name) for name in MRR_ITEM_FIELDS) for item in items),
+            key=lambda inputs: inputs[0],
+        )
+        for items in (change.details["previous_items"], change.details["items"])
+    )
+    return before != after
