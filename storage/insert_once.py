@@ -11,7 +11,7 @@ multi-row statement with the same guarantee for each row; the rows that conflict
 ones missing from what it returns.
 
 On PostgreSQL several rows go in as one JSON parameter instead (`_json_rows_insert`:
-`INSERT ... SELECT ... FROM jsonb_to_recordset(:rows) ORDER BY position`), one statement of
+`INSERT ... SELECT ... FROM jsonb_to_recordset(:rows) ORDER BY ordinal`), one statement of
 fixed text: psycopg parses a statement's text for its placeholders each time it has more than
 50 of them (a multi-row VALUES list), and sends an `executemany` row by row; both cost the
 worker more client CPU than writing the rows did. The ids are still given in the order of the
@@ -36,7 +36,7 @@ from sqlmodel import Session
 
 from storage.types import NAIVE
 
-POSITION = "ordinal"  # each row's place in a JSON rows parameter
+ORDINAL = "ordinal"  # each row's place in a JSON rows parameter
 
 
 def insert_values_ignoring_conflict(
@@ -106,17 +106,17 @@ def _json_rows_insert(
     table: Table, columns: tuple[str, ...], conflict_on: str, *, returning_key: bool
 ) -> Insert:
     """PostgreSQL: `INSERT INTO table (columns) SELECT columns FROM jsonb_to_recordset(:rows)
-    AS r(position INTEGER, column TYPE, ...) ORDER BY position ON CONFLICT DO NOTHING`, each
+    AS r(ordinal INTEGER, column TYPE, ...) ORDER BY ordinal ON CONFLICT DO NOTHING`, each
     JSON value read as its column's type; columns left out get their defaults, as in
     `_statement`."""
     rows = (
         func.jsonb_to_recordset(cast(bindparam("rows", type_=Text()), postgresql.JSONB()))
         .table_valued(
-            column(POSITION, Integer()), *(column(name, table.c[name].type) for name in columns)
+            column(ORDINAL, Integer()), *(column(name, table.c[name].type) for name in columns)
         )
         .render_derived(with_types=True)
     )
-    ordered = select(*(rows.c[name] for name in columns)).order_by(rows.c[POSITION])
+    ordered = select(*(rows.c[name] for name in columns)).order_by(rows.c[ORDINAL])
     statement = (
         postgresql.insert(table)
         .from_select(list(columns), ordered)
@@ -127,7 +127,7 @@ def _json_rows_insert(
 
 def _json_rows(rows: list[dict[str, Any]]) -> dict[str, str]:
     """The rows as the one JSON parameter of `_json_rows_insert`."""
-    numbered = [{POSITION: position, **row} for position, row in enumerate(rows)]
+    numbered = [{ORDINAL: ordinal, **row} for ordinal, row in enumerate(rows)]
     try:
         text = orjson.dumps(numbered, default=_utc_text, option=_JSON_OPTIONS)
     except orjson.JSONEncodeError as exc:  # orjson wraps what `_utc_text` raised
