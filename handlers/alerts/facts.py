@@ -83,6 +83,8 @@ def customer_facts(session: Session, customer_id: str | None, *, livemode: bool)
 def subscription_items(session: Session, subscription_id: str) -> list[SubscriptionItem]:
     """In id order; from the worker's unit of work when it holds them (no query, no flush).
     Items are only written with their subscription, which the unit of work then holds."""
+    if held_rows.held_items(session, subscription_id) is not None:  # no query: no no_autoflush
+        return billing.subscription_items(session=session, subscription_id=subscription_id)
     with session.no_autoflush:
         return billing.subscription_items(session=session, subscription_id=subscription_id)
 
