@@ -25,6 +25,7 @@ from typing import Any
 from sqlalchemy import Row, select
 from sqlmodel import Session
 
+from storage.id_lists import is_one_of, on_postgresql
 from storage.models.billing import Charge, Customer, Invoice, Subscription, SubscriptionItem
 from storage.transaction_memory import transaction_memory
 
@@ -106,21 +107,31 @@ def _read(
 
 def _fetch(session: Session, known: _Known, customers: set[str], subscriptions: set[str]) -> None:
     connection = session.connection()  # plain reads: nothing pending is flushed
-    for chunk in _chunks(sorted(customers - known.customers.keys())):
-        query = select(*CUSTOMER_COLUMNS).where(_CUSTOMER.id.in_(chunk))
+    postgresql = on_postgresql(connection)
+    for chunk in _chunks(sorted(customers - known.customers.keys()), postgresql=postgresql):
+        query = select(*CUSTOMER_COLUMNS).where(
+            is_one_of(_CUSTOMER.id, None, postgresql=postgresql, values=chunk)
+        )
         found = {row.id: row for row in connection.execute(query)}
         for customer_id in chunk:
             known.customers[customer_id] = found.get(customer_id)
-    for chunk in _chunks(sorted(subscriptions - known.subscriptions.keys())):
-        query = select(*SUBSCRIPTION_COLUMNS).where(_SUBSCRIPTION.id.in_(chunk))
+    for chunk in _chunks(sorted(subscriptions - known.subscriptions.keys()), postgresql=postgresql):
+        query = select(*SUBSCRIPTION_COLUMNS).where(
+            is_one_of(_SUBSCRIPTION.id, None, postgresql=postgresql, values=chunk)
+        )
         found = {row.id: row for row in connection.execute(query)}
-        items = select(_ITEMS).where(_ITEMS.c.subscription_id.in_(chunk))
+        items = select(_ITEMS).where(
+            is_one_of(_ITEMS.c.subscription_id, None, postgresql=postgresql, values=chunk)
+        )
         for item in sorted(connection.execute(items), key=lambda item: item.id):
             known.items.setdefault(item.subscription_id, []).append(item)
         for subscription_id in chunk:
             known.subscriptions[subscription_id] = found.get(subscription_id)
 
 
-def _chunks(ids: list[str]) -> Iterable[list[str]]:
-    for first in range(0, len(ids), CHUNK):
-        yield ids[first : first + CHUNK]
+def _chunks(ids: list[str], *, postgresql: bool) -> Iterable[list[str]]:
+    """In lists of `CHUNK` (SQLite: one bound parameter per id), or in one on PostgreSQL,
+    where the list is one array parameter (`storage/id_lists.py`)."""
+    size = len(ids) if postgresql else CHUNK
+    for first in range(0, len(ids), size or 1):
+        yield ids[first : first + size]

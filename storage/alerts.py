@@ -37,6 +37,7 @@ from sqlalchemy import event, inspect
 from sqlmodel import Session, col, select
 
 from storage import held_rows
+from storage.id_lists import is_one_of, on_postgresql
 from storage.insert_once import insert_many_returning_keys, insert_values_ignoring_conflict
 from storage.models.alerts import Alert
 from storage.models.billing import Charge, Invoice, Subscription
@@ -257,10 +258,14 @@ def _held_subject(session: Session, subject_id: str) -> Invoice | Subscription |
 
 
 def _read_subjects(session: Session, known: _Known, subject_ids: list[str]) -> None:
+    """On PostgreSQL in one query, the ids as one array parameter (`storage/id_lists.py`)."""
+    postgresql = on_postgresql(session.connection())
+    size = len(subject_ids) if postgresql else SUBJECT_CHUNK
     with session.no_autoflush:  # alerts are written with their own INSERT, never pending
-        for first in range(0, len(subject_ids), SUBJECT_CHUNK):
-            chunk = subject_ids[first : first + SUBJECT_CHUNK]
-            for alert in session.exec(select(Alert).where(col(Alert.subject_id).in_(chunk))):
+        for first in range(0, len(subject_ids), size):
+            chunk = subject_ids[first : first + size]
+            subject = is_one_of(Alert.subject_id, None, postgresql=postgresql, values=chunk)
+            for alert in session.exec(select(Alert).where(subject)):
                 known.by_subject.setdefault(alert.subject_id, {})[alert.id] = alert
             known.subjects.update(chunk)
 

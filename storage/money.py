@@ -119,10 +119,12 @@ def format_money(amount: int | Decimal, currency: str, *, signed: bool = False) 
     """
     code = currency.lower()
     places = exponent(code)
-    minor = round_minor(Decimal(amount)) if isinstance(amount, Decimal) else amount
+    minor = amount if isinstance(amount, int) else round_minor(Decimal(amount))
     sign = "-" if minor < 0 else ("+" if signed and minor > 0 else "")
-    major = to_major(abs(minor), code)
-    number = f"{major:,.{places}f}"
+    # Integer arithmetic, not a Decimal: this runs for every amount a message or timeline
+    # entry shows (about 17,000 times per 20,000 bench events).
+    whole, fraction = divmod(abs(minor), 10**places)
+    number = f"{whole:,}.{str(fraction).zfill(places)}" if places else f"{whole:,}"
     symbol = SYMBOLS.get(code)
     if symbol is None:
         return f"{sign}{code.upper()} {number}"

@@ -2,7 +2,7 @@ from decimal import Decimal
 
 import pytest
 
-from storage.money import Money, format_money
+from storage.money import Money, exponent, format_money
 
 
 @pytest.mark.parametrize(
@@ -40,3 +40,13 @@ def test_money_refuses_floats_and_mixed_currencies():
     with pytest.raises(ValueError):
         Money(1, "usd") + Money(1, "eur")
     assert Money(100, "USD") + Money(50, "usd") == Money(150, "usd")
+
+
+@pytest.mark.parametrize("currency", ["usd", "JPY", "kwd", "isk", "chf", "xof"])
+def test_format_money_shows_the_exact_decimal_amount(currency):
+    """The integer arithmetic gives what formatting the exact Decimal amount gives."""
+    places = exponent(currency)
+    for minor in [*range(-1100, 1100, 7), 10**places, 10**9 + 1, -(10**15) - 99, 123456789012]:
+        decimal = f"{Decimal(abs(minor)).scaleb(-places):,.{places}f}"
+        assert format_money(minor, currency).endswith(decimal)
+        assert format_money(minor, currency).startswith("-") == (minor < 0)

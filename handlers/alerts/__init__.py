@@ -27,8 +27,11 @@ def enqueue_alerts(
 ) -> None:
     if not applied.is_live:
         return
+    found = developments(session, applied)
+    if not found:  # most events: no clock read
+        return
     moment = now or utcnow()
-    for development in developments(session, applied):
+    for development in found:
         apply_development(session, development, event=applied.event, settings=settings, now=moment)
 
 

@@ -39,10 +39,13 @@ RowT = TypeVar("RowT", bound=SQLModel)
 
 
 def stored_row(session: Session, model: type[RowT], object_id: str) -> RowT | None:
-    """The row as the unit of work holds it, else as stored; no flush, no lock."""
-    row = held_rows.held_row(session, model, object_id)
-    if row is not None:
-        return row
+    """The row as the unit of work holds it, else as stored; no flush, no lock. A row the
+    unit of work knows is missing (it locked or read that id and found none, and has not
+    created it since: `held_rows.known_row`) is not asked about again: an invoice's failed
+    charge often is not stored yet, and that query was most of the reaction's cost."""
+    row = held_rows.known_row(session, model, object_id)
+    if row is not held_rows.UNKNOWN:
+        return row  # type: ignore[return-value]
     with session.no_autoflush:
         return session.get(model, object_id)
 
@@ -80,6 +83,8 @@ def customer_facts(session: Session, customer_id: str | None, *, livemode: bool)
 def subscription_items(session: Session, subscription_id: str) -> list[SubscriptionItem]:
     """In id order; from the worker's unit of work when it holds them (no query, no flush).
     Items are only written with their subscription, which the unit of work then holds."""
+    if held_rows.held_items(session, subscription_id) is not None:  # no query: no no_autoflush
+        return billing.subscription_items(session=session, subscription_id=subscription_id)
     with session.no_autoflush:
         return billing.subscription_items(session=session, subscription_id=subscription_id)
 

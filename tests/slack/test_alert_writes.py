@@ -21,6 +21,7 @@ from storage.models import Alert, OutboxMessage
 from storage.models.alerts import AlertKind
 from storage.models.outbox import Operation
 from storage.types import utcnow
+from tests import factories as f
 from tests.ingest_support import receive_events
 from tests.slack.conftest import make_settings
 from tests.slack.test_alerts_in_one_batch import snapshot, story, stream, wipe
@@ -232,3 +233,47 @@ def test_a_batch_opening_alerts_it_does_not_develop_writes_them_in_one_statement
     assert snapshot(engine) == one_by_one
     assert len(one_by_one[0]) == 8
     assert statements == ["INSERT"]
+
+
+def late_charges(number: int, start: int) -> list[dict[str, Any]]:
+    """Two failed attempts of an invoice whose payloads name their charge (before basil) before
+    the charge is stored: each `charge.failed` arrives a second after its invoice event, and the
+    second attempt's never does."""
+    version = f.API_VERSIONS[number % 2]
+    person = f.customer(api_version=version, email=f"late{number}@example.com")
+    cus, invoice_id, intent = person["id"], f.new_id("in"), f.new_id("pi")
+    events = [f.event("customer.created", person, created=start, api_version=version)]
+    for attempt in (1, 2):
+        charge = f.charge(api_version=version, customer=cus, amount=3000, payment_intent=intent,
+                          invoice=invoice_id, status="failed", failure_code="card_declined",
+                          failure_message="Declined.", created=start + 2 * attempt)  # fmt: skip
+        failed = f.invoice(api_version=version, customer=cus, id=invoice_id, amount_due=3000,
+                           payment_intent=intent, charge=charge["id"], attempt_count=attempt,
+                           created=start)  # fmt: skip
+        at = start + 2 * attempt
+        events.append(f.event("invoice.payment_failed", failed, created=at, api_version=version))
+        if attempt == 1:
+            events.append(f.event("charge.failed", charge, created=at + 1, api_version=version))
+    return events
+
+
+@pytest.mark.parametrize("batch_size", [2, 1000])
+def test_a_charge_named_before_it_is_stored_alerts_as_one_event_per_transaction(engine, batch_size):
+    """The batch knows the named charge is missing (it locked or read that id) and says so
+    without asking the database (`handlers.alerts.facts.stored_row`), as the database would."""
+    events = sorted(
+        (e for n in range(4) for e in late_charges(n, 1_700_000_000 + n)),
+        key=lambda e: e["created"],
+    )
+    receive_events(engine, events)
+    drain(engine, batch_size=1)
+    one_by_one = snapshot(engine)
+    wipe(engine)
+
+    receive_events(engine, events)
+    drain(engine, batch_size=batch_size)
+    assert snapshot(engine) == one_by_one
+    alerts, _ = one_by_one
+    assert len(alerts) == 4
+    reasons = {alert[5].get("decline_reason") for alert in alerts}
+    assert reasons == {"Declined. (card_declined)"}  # the second attempt found the first charge
