@@ -25,6 +25,7 @@ from typing import Any
 from sqlalchemy import Row, select
 from sqlmodel import Session
 
+from storage.id_lists import is_one_of, on_postgresql
 from storage.models.billing import Charge, Customer, Invoice, Subscription, SubscriptionItem
 from storage.transaction_memory import transaction_memory
 
@@ -106,19 +107,25 @@ def _read(
 
 def _fetch(session: Session, known: _Known, customers: set[str], subscriptions: set[str]) -> None:
     connection = session.connection()  # plain reads: nothing pending is flushed
+    postgresql = on_postgresql(connection)
     for chunk in _chunks(sorted(customers - known.customers.keys())):
-        query = select(*CUSTOMER_COLUMNS).where(_CUSTOMER.id.in_(chunk))
+        query = select(*CUSTOMER_COLUMNS).where(_one_of(_CUSTOMER.id, chunk, postgresql))
         found = {row.id: row for row in connection.execute(query)}
         for customer_id in chunk:
             known.customers[customer_id] = found.get(customer_id)
     for chunk in _chunks(sorted(subscriptions - known.subscriptions.keys())):
-        query = select(*SUBSCRIPTION_COLUMNS).where(_SUBSCRIPTION.id.in_(chunk))
+        query = select(*SUBSCRIPTION_COLUMNS).where(_one_of(_SUBSCRIPTION.id, chunk, postgresql))
         found = {row.id: row for row in connection.execute(query)}
-        items = select(_ITEMS).where(_ITEMS.c.subscription_id.in_(chunk))
+        items = select(_ITEMS).where(_one_of(_ITEMS.c.subscription_id, chunk, postgresql))
         for item in sorted(connection.execute(items), key=lambda item: item.id):
             known.items.setdefault(item.subscription_id, []).append(item)
         for subscription_id in chunk:
             known.subscriptions[subscription_id] = found.get(subscription_id)
+
+
+def _one_of(column, ids: list[str], postgresql: bool):
+    """`column IN ids`, one array parameter on PostgreSQL (storage/id_lists.py)."""
+    return is_one_of(column, None, postgresql=postgresql, values=ids)
 
 
 def _chunks(ids: list[str]) -> Iterable[list[str]]:
