@@ -30,10 +30,11 @@ def array_literal(values: Iterable[object]) -> str:
     try:
         joined = '","'.join(values)  # type: ignore[arg-type]  # all strings: the usual case
     except TypeError:
-        return "{" + ",".join(_array_element(value) for value in values) + "}"
-    if '"' in joined or "\\" in joined:
-        return "{" + ",".join(_array_element(value) for value in values) + "}"
-    return '{"' + joined + '"}' if values else "{}"
+        joined = None
+    # Only the separators' quotes, and no backslash: nothing to escape (ids never need it).
+    if joined is None or "\\" in joined or joined.count('"') != 2 * (len(values) - 1):
+        return "{" + ",".join(_array_element(value) for value in values) + "}"  # {} when empty
+    return '{"' + joined + '"}'
 
 
 def _array_element(value: object) -> str:
