@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
 from sqlalchemy import inspect
+from sqlalchemy.orm.attributes import instance_state
 from sqlmodel import Session, SQLModel, select
 
 from storage import alert_reads, held_rows
@@ -36,6 +37,7 @@ from storage.types import utcnow
 from storage.versioning import Version, should_replace
 
 RowT = TypeVar("RowT", bound=SQLModel)
+_MISSING = object()
 
 KIND: dict[type[SQLModel], str] = {
     Customer: "customer",
@@ -138,7 +140,7 @@ def upsert_subscription(
             item = new_row(SubscriptionItem, {**item_values, "subscription_id": result.row.id})
             add_new(session, item)
         else:
-            assign(item, item_values)
+            _assign(item, item_values)
         result.items.append(item)
     for gone in existing.values():
         if inspect(gone).pending:  # added earlier in this unit of work, never written
@@ -172,7 +174,7 @@ def _upsert(
         duplicate = version.event_id is not None and version.event_id == row.version_event_id
         return Upserted(row=row, applied=False, reason="duplicate" if duplicate else "stale")
     previous = snapshot(row)
-    assign(
+    _assign(
         row,
         {
             **values,
@@ -183,6 +185,21 @@ def _upsert(
     )
     held_rows.note_row(session, row)
     return Upserted(row=row, applied=True, previous=previous)
+
+
+def _assign(row: SQLModel, values: dict[str, Any]) -> None:
+    """`rows.assign`, except on a row this unit of work added and has not written yet: its
+    INSERT writes whatever its instance dict holds, so, as in `rows.new_row`, the changed
+    values go straight into the dict, without the per-attribute history the ORM would record
+    for an UPDATE. In a worker batch most objects are created and then changed by later
+    events of the same batch (an invoice created, finalized, paid), so this is the usual case."""
+    if instance_state(row).key is not None:  # stored (or flushed): the ORM must see the change
+        assign(row, values)
+        return
+    current = row.__dict__
+    for name, value in values.items():
+        if current.get(name, _MISSING) != value:
+            current[name] = value
 
 
 # --- reading rows for an upsert, once per unit of work -------------------------------

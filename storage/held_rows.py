@@ -66,8 +66,8 @@ def lock_names(*, session: Session, names: Iterable[str]) -> None:
     if session.get_bind().dialect.name != "postgresql":
         return
     keys = sorted({lock_key(name) for name in names})
-    if keys:
-        session.execute(_LOCK_KEYS, {"keys": keys})
+    if keys:  # one text value in array syntax, as storage/id_lists.py binds its id lists
+        session.execute(_LOCK_KEYS, {"keys": "{" + ",".join(map(str, keys)) + "}"})
 
 
 def lock_rows(*, session: Session, model: type[SQLModel], ids: Iterable[str]) -> None:

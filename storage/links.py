@@ -18,6 +18,7 @@ from sqlmodel import Session, SQLModel, select
 
 from storage import held_rows
 from storage.models import Charge, Invoice, InvoicePayment, Refund
+from storage.rows import assign
 
 RowT = TypeVar("RowT", bound=SQLModel)
 
@@ -95,16 +96,16 @@ def link_invoice_payment(
     charges = _charges_paying(session, charge_id, payment_intent_id)
     linked = [charge for charge in charges if charge.invoice_id is None]
     for charge in linked:
-        charge.invoice_id = invoice_id
+        assign(charge, {"invoice_id": invoice_id})
         held_rows.note_row(session, charge)  # now one of the invoice's charges
     invoice = held_rows.get_row(session, Invoice, invoice_id)
     if invoice is not None:
         if invoice.payment_intent_id is None:
-            invoice.payment_intent_id = payment_intent_id
+            assign(invoice, {"payment_intent_id": payment_intent_id})
         for charge in charges:
             _note_charge(session, invoice, charge)
         if invoice.charge_id is None:
-            invoice.charge_id = charge_id
+            assign(invoice, {"charge_id": charge_id})
     return linked
 
 
@@ -137,13 +138,13 @@ def note_invoice_charge(*, session: Session, invoice_id: str, charge: Charge) ->
     invoice = held_rows.get_row(session, Invoice, invoice_id)
     if invoice is not None:
         if invoice.payment_intent_id is None:
-            invoice.payment_intent_id = charge.payment_intent_id
+            assign(invoice, {"payment_intent_id": charge.payment_intent_id})
         _note_charge(session, invoice, charge)
 
 
 def _note_charge(session: Session, invoice: Invoice, charge: Charge) -> None:
     if invoice.charge_id is None:
-        invoice.charge_id = charge.id
+        assign(invoice, {"charge_id": charge.id})
         return
     if invoice.charge_id == charge.id:
         return
@@ -155,7 +156,7 @@ def _note_charge(session: Session, invoice: Invoice, charge: Charge) -> None:
         and current.payment_intent_id == charge.payment_intent_id
     )
     if retry and _order(charge) > _order(current):
-        invoice.charge_id = charge.id
+        assign(invoice, {"charge_id": charge.id})
 
 
 def _order(charge: Charge) -> tuple[float, str]:

@@ -42,7 +42,8 @@ logger = logging.getLogger(__name__)
 
 Clock = Callable[[], datetime]
 HandlerLookup = Callable[[str], Handler | None]
-_Parsed = tuple[inbox.ClaimedEvent, StripeEvent | None]
+# A claimed event, parsed (None: not an event), with its handler (None: not handled).
+_Parsed = tuple[inbox.ClaimedEvent, StripeEvent | None, Handler | None]
 
 
 @dataclass(slots=True)
@@ -119,25 +120,28 @@ def _lock_batch(
     session: Session, claimed: list[inbox.ClaimedEvent], options: ApplyOptions
 ) -> list[_Parsed]:
     """Parse the claimed events and lock every row they will upsert (in the claim turn)."""
-    parsed = [(row, _parse(session, row)) for row in claimed]
-    billing.lock_objects(session=session, objects=upserted_objects(_handled(parsed, options)))
+    parsed = []
+    for row in claimed:
+        event = _parse(session, row)
+        parsed.append((row, event, options.lookup(event.type) if event is not None else None))
+    billing.lock_objects(session=session, objects=upserted_objects(_handled(parsed)))
     return parsed
 
 
-def _handled(parsed: list[_Parsed], options: ApplyOptions) -> Iterator[dict[str, Any]]:
+def _handled(parsed: list[_Parsed]) -> Iterator[dict[str, Any]]:
     """The objects of the parsed events that have a handler."""
-    return (e.object for _, e in parsed if e is not None and options.lookup(e.type))
+    return (event.object for _, event, handler in parsed if handler is not None)
 
 
 def _apply_locked(session: Session, parsed: list[_Parsed], options: ApplyOptions) -> BatchResult:
     result = BatchResult(claimed=len(parsed))
     applied: list[str] = []
     ignored: list[str] = []
-    billing.prefetch_reads(session=session, keys=batch_reads(_handled(parsed, options)))
+    billing.prefetch_reads(session=session, keys=batch_reads(_handled(parsed)))
     hold_timeline_entries(session=session)
-    batch = frozenset(event.id for _, event in parsed if event is not None)
-    for row, event in parsed:
-        outcome = _apply_one(session, row, event, options, batch)
+    batch = frozenset(event.id for _, event, _ in parsed if event is not None)
+    for row, event, handler in parsed:
+        outcome = _apply_one(session, row, event, handler, options, batch)
         if outcome == _Outcome.APPLIED:
             applied.append(row.id)
         elif outcome == _Outcome.IGNORED:
@@ -172,6 +176,7 @@ def _apply_one(
     session: Session,
     row: inbox.ClaimedEvent,
     event: StripeEvent | None,
+    handler: Handler | None,
     options: ApplyOptions,
     batch: frozenset[str],
 ) -> str:
@@ -182,7 +187,6 @@ def _apply_one(
     because a failing batch is applied again one event per transaction."""
     if event is None:
         return _Outcome.INVALID
-    handler = options.lookup(event.type)
     if handler is None:
         return _Outcome.IGNORED
     changes = handler(session, event)

@@ -35,6 +35,7 @@ from storage.links import (
 )
 from storage.models import Charge, Refund
 from storage.money import format_money
+from storage.rows import assign
 from storage.versioning import Version
 
 CHARGE_EVENTS = (
@@ -71,11 +72,12 @@ def apply_charge(session: Session, obj: dict[str, Any], source: Source) -> list[
     row = result.row
     if result.applied:
         if "invoice_id" not in values and row.invoice_id is None:
-            row.invoice_id = invoice_id_for_payment(
+            invoice_id = invoice_id_for_payment(
                 session=session, charge_id=row.id, payment_intent_id=row.payment_intent_id
             )
-            if row.invoice_id is not None:
-                note_invoice_charge(session=session, invoice_id=row.invoice_id, charge=row)
+            if invoice_id is not None:
+                assign(row, {"invoice_id": invoice_id})
+                note_invoice_charge(session=session, invoice_id=invoice_id, charge=row)
         if row.amount_refunded > 0 and row.customer_id is not None:
             _adopt_refunds(session, source, row)
         if row.status == "failed" and (
@@ -95,7 +97,7 @@ def apply_charge(session: Session, obj: dict[str, Any], source: Source) -> list[
 def _adopt_refunds(session: Session, source: Source, charge: Charge) -> None:
     """Refunds that arrived before their charge did not know their customer: now they do."""
     for refund in refunds_missing_customer(session=session, charge_id=charge.id):
-        refund.customer_id = charge.customer_id
+        assign(refund, {"customer_id": charge.customer_id})
         _record_refund_created(session, source, refund)
 
 
@@ -143,7 +145,8 @@ def apply_refund(session: Session, obj: dict[str, Any], source: Source) -> list[
     row = result.row
     if result.applied and row.customer_id is None and row.charge_id is not None:
         charge = get_charge(session=session, charge_id=row.charge_id)
-        row.customer_id = charge.customer_id if charge is not None else None
+        if charge is not None:
+            assign(row, {"customer_id": charge.customer_id})
     if result.created:
         _record_refund_created(session, source, row)
     return [

@@ -33,6 +33,7 @@ from storage.billing import Upserted, get_invoice, upsert_invoice, upsert_invoic
 from storage.links import link_invoice_payment, payment_refs_for_invoice
 from storage.models import Invoice
 from storage.money import format_money
+from storage.rows import assign
 from storage.versioning import Version
 
 INVOICE_EVENTS = (
@@ -55,6 +56,7 @@ INVOICE_EVENTS = (
 )
 INVOICE_PAYMENT_EVENTS = ("invoice_payment.paid",)
 PAYMENT_FAILED = "invoice.payment_failed"
+_LINE_STATUSES = frozenset({"paid", "uncollectible", "void"})  # entering one adds a line
 
 
 @handles(*INVOICE_EVENTS)
@@ -141,8 +143,8 @@ def invoice_values(obj: dict[str, Any], source: Source) -> dict[str, Any]:
 def _fill_payment_from_invoice_payments(session: Session, invoice: Invoice) -> None:
     refs = payment_refs_for_invoice(session=session, invoice_id=invoice.id)
     if refs is not None:
-        invoice.payment_intent_id = refs.payment_intent_id
-        invoice.charge_id = invoice.charge_id or refs.charge_id
+        charge_id = invoice.charge_id or refs.charge_id
+        assign(invoice, {"payment_intent_id": refs.payment_intent_id, "charge_id": charge_id})
 
 
 def apply_invoice_payment(session: Session, obj: dict[str, Any], source: Source) -> list[Change]:
@@ -194,30 +196,35 @@ def invoice_payment_values(obj: dict[str, Any], source: Source) -> dict[str, Any
 def _record_invoice_timeline(session: Session, source: Source, result: Upserted[Invoice]) -> None:
     row, previous = result.row, result.previous
     was = previous.status if previous is not None else None
-    label = f"invoice {row.number or row.id}"
-    title = f"Invoice {row.number or row.id}"
+    status, failed = row.status, source.event_type == PAYMENT_FAILED
+    if (status == was or status not in _LINE_STATUSES) and not failed:
+        return  # most invoice events (created, finalized, updated) add no line
+    number, invoice_id, customer_id = row.number, row.id, row.customer_id
+    label = f"invoice {number or invoice_id}"
+    title = f"Invoice {number or invoice_id}"
 
     def add(kind: str, summary: str, key: str, occurred_at=None) -> None:
         add_entry(
-            session, source, customer_id=row.customer_id, object_id=row.id,
+            session, source, customer_id=customer_id, object_id=invoice_id,
             kind=kind, summary=summary, key=key, occurred_at=occurred_at,
         )  # fmt: skip
 
-    if row.status == "paid" and was != "paid":
+    if status == "paid" and was != "paid":
         paid = format_money(row.amount_paid, row.currency)
         add(
             "invoice_paid",
             f"Paid {paid} for {label}",
-            once_key(row.id, "invoice_paid"),
+            once_key(invoice_id, "invoice_paid"),
             row.paid_at,
         )
-    elif row.status == "uncollectible" and was != "uncollectible":
+    elif status == "uncollectible" and was != "uncollectible":
         due = format_money(row.amount_remaining, row.currency)
         add("invoice_uncollectible", f"{title} ({due}) marked uncollectible",
-            once_key(row.id, "invoice_uncollectible"))  # fmt: skip
-    elif row.status == "void" and was != "void":
-        add("invoice_voided", f"{title} voided", once_key(row.id, "invoice_voided"))
-    if source.event_type == PAYMENT_FAILED:
+            once_key(invoice_id, "invoice_uncollectible"))  # fmt: skip
+    elif status == "void" and was != "void":
+        add("invoice_voided", f"{title} voided", once_key(invoice_id, "invoice_voided"))
+    if failed:
+        attempt = row.attempt_count
         due = format_money(row.amount_due, row.currency)
-        summary = f"Payment of {due} failed for {label} (attempt {row.attempt_count})"
-        add("payment_failed", summary, once_key(row.id, f"payment_failed:{row.attempt_count}"))
+        summary = f"Payment of {due} failed for {label} (attempt {attempt})"
+        add("payment_failed", summary, once_key(invoice_id, f"payment_failed:{attempt}"))
