@@ -45,6 +45,8 @@ from sqlalchemy.orm.instrumentation import manager_of_class
 from sqlalchemy.util import safe_reraise
 from sqlmodel import Session, SQLModel
 
+from storage.raw_inserts import RawInsert, raw_insert
+
 RowT = TypeVar("RowT", bound=SQLModel)
 _MISSING = object()
 _ADDED = "rows.added"  # session.info: the states `add_new` added, in order, until a flush
@@ -166,47 +168,44 @@ def _plain_columns(model: type[SQLModel]) -> tuple[str, ...] | None:
 
 @dataclass(frozen=True, slots=True)
 class _Insert:
-    """One table's INSERT in the driver's paramstyle, and how to turn a row's values into
-    its parameters as the ORM's INSERT binds them."""
+    """How a model's rows are inserted directly, as the ORM's INSERT would write them."""
 
-    sql: str
+    insert: RawInsert
     values: Callable[[dict[str, Any]], tuple[Any, ...]]  # KeyError when a column is missing
-    processors: tuple[tuple[int, Callable[[Any], Any]], ...]  # SQLAlchemy bind processors
     # Positions where None is not a value to write: the key, and columns with a default
     # (for None the ORM leaves the column out of its INSERT, and so the default is used).
     not_none: tuple[int, ...]
     key_positions: tuple[int, ...]
 
 
-_INSERTS: WeakKeyDictionary[Dialect, dict[type[SQLModel], _Insert]] = WeakKeyDictionary()
+_DIRECT_INSERTS: WeakKeyDictionary[Dialect, dict[type[SQLModel], _Insert]] = WeakKeyDictionary()
 
 
-def _insert_of(model: type[SQLModel], names: tuple[str, ...], dialect: Dialect) -> _Insert:
-    inserts = _INSERTS.setdefault(dialect, {})
-    plan = inserts.get(model)
-    if plan is None:
-        table: Table = model.__table__  # type: ignore[attr-defined]
-        mapper = manager_of_class(model).mapper
-        columns = [table.c[name] for name in names]
-        marker = "?" if dialect.paramstyle == "qmark" else "%s"
-        processors = (
-            (index, column.type.dialect_impl(dialect).bind_processor(dialect))
+def _direct_insert(model: type[SQLModel], dialect: Dialect) -> _Insert:
+    built = _DIRECT_INSERTS.setdefault(dialect, {})
+    if model not in built:
+        built[model] = _new_direct_insert(model, dialect)
+    return built[model]
+
+
+def _new_direct_insert(model: type[SQLModel], dialect: Dialect) -> _Insert:
+    names = _plain_columns(model)
+    assert names is not None
+    table: Table = model.__table__  # type: ignore[attr-defined]
+    columns = [table.c[name] for name in names]
+    return _Insert(
+        insert=raw_insert(table, names, dialect),
+        values=itemgetter(*names) if len(names) > 1 else lambda d: (d[names[0]],),
+        not_none=tuple(
+            index
             for index, column in enumerate(columns)
-        )
-        plan = inserts[model] = _Insert(
-            sql=f"INSERT INTO {table.name} ({', '.join(names)}) "
-            f"VALUES ({', '.join([marker] * len(names))})",
-            values=itemgetter(*names) if len(names) > 1 else lambda d: (d[names[0]],),
-            processors=tuple((index, process) for index, process in processors if process),
-            not_none=tuple(
-                index
-                for index, column in enumerate(columns)
-                if column.primary_key
-                or (column.default is not None and not column.type.should_evaluate_none)
-            ),
-            key_positions=tuple(names.index(column.key) for column in mapper.primary_key),
-        )
-    return plan
+            if column.primary_key
+            or (column.default is not None and not column.type.should_evaluate_none)
+        ),
+        key_positions=tuple(
+            names.index(column.key) for column in manager_of_class(model).mapper.primary_key
+        ),
+    )
 
 
 @event.listens_for(Session, "before_flush")
@@ -247,24 +246,19 @@ def _insert_rows(
     mapper = manager_of_class(model).mapper
     if mapper.dispatch.before_insert or mapper.dispatch.after_insert:
         return []
-    names = _plain_columns(model)
-    assert names is not None
-    plan = _insert_of(model, names, connection.dialect)
+    plan = _direct_insert(model, connection.dialect)
     identity_map, key_of = session.identity_map, mapper.identity_key_from_primary_key
     rows, written = [], []
     for state in states:
         try:
-            values = list(plan.values(state.dict))
+            values = plan.values(state.dict)
         except KeyError:
             continue
         if any(values[index] is None for index in plan.not_none):
             continue
         if key_of([values[index] for index in plan.key_positions]) in identity_map:
             continue  # (the ORM warns, or turns a deleted row's key into an UPDATE)
-        for index, process in plan.processors:
-            values[index] = process(values[index])
-        rows.append(tuple(values))
+        rows.append(plan.insert.parameters(values))
         written.append(state)
-    if rows:
-        connection.exec_driver_sql(plan.sql, rows)
+    plan.insert.execute(connection, rows)
     return written
