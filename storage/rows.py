@@ -29,7 +29,7 @@ identity map) is left to the ORM.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from functools import cache
 from operator import itemgetter
@@ -111,7 +111,7 @@ def add_new(session: Session, row: SQLModel) -> None:
         return
     state = attributes.instance_state(row)
     session._save_or_update_impl(state)
-    if _plain_columns(type(row)) is not None:
+    if _plain(type(row)) is not None:
         session.info.setdefault(_ADDED, []).append(state)
 
 
@@ -136,10 +136,17 @@ def snapshot(row: SQLModel) -> RowSnapshot:
 # --- inserting the rows `add_new` added, one executemany per table --------------------
 
 
+@dataclass(frozen=True, slots=True)
+class _Plain:
+    """A model whose INSERT is only its values (see the module docstring)."""
+
+    names: tuple[str, ...]  # the columns the INSERT writes, in table order
+    generated_key: str | None  # an autoincrement key the database chooses
+
+
 @cache
-def _plain_columns(model: type[SQLModel]) -> tuple[str, ...] | None:
-    """The column names of a model whose INSERT is only its values (see the module
-    docstring), in table order; None for any other model."""
+def _plain(model: type[SQLModel]) -> _Plain | None:
+    """How a model's rows can be inserted directly; None when only the ORM can."""
     configure_mappers()
     mapper = manager_of_class(model).mapper
     table = mapper.local_table
@@ -149,7 +156,6 @@ def _plain_columns(model: type[SQLModel]) -> tuple[str, ...] | None:
         or mapper.relationships
         or mapper.version_id_col is not None
         or table.foreign_keys
-        or table.autoincrement_column is not None
     ):
         return None
     for column in table.columns:
@@ -163,7 +169,14 @@ def _plain_columns(model: type[SQLModel]) -> tuple[str, ...] | None:
             or len(prop.columns) != 1
         ):
             return None
-    return tuple(table.columns.keys())
+    generated = table.autoincrement_column
+    names = tuple(column.key for column in table.columns if column is not generated)
+    return _Plain(names=names, generated_key=None if generated is None else generated.key)
+
+
+def _generated_key(model: type[SQLModel]) -> str | None:
+    plain = _plain(model)
+    return None if plain is None else plain.generated_key
 
 
 @dataclass(frozen=True, slots=True)
@@ -175,7 +188,8 @@ class _Insert:
     # Positions where None is not a value to write: the key, and columns with a default
     # (for None the ORM leaves the column out of its INSERT, and so the default is used).
     not_none: tuple[int, ...]
-    key_positions: tuple[int, ...]
+    key_positions: tuple[int, ...]  # () when the database chooses the key
+    generated_key: str | None
 
 
 _DIRECT_INSERTS: WeakKeyDictionary[Dialect, dict[type[SQLModel], _Insert]] = WeakKeyDictionary()
@@ -189,12 +203,15 @@ def _direct_insert(model: type[SQLModel], dialect: Dialect) -> _Insert:
 
 
 def _new_direct_insert(model: type[SQLModel], dialect: Dialect) -> _Insert:
-    names = _plain_columns(model)
-    assert names is not None
+    plain = _plain(model)
+    assert plain is not None
+    names, generated = plain.names, plain.generated_key
     table: Table = model.__table__  # type: ignore[attr-defined]
     columns = [table.c[name] for name in names]
     return _Insert(
-        insert=raw_insert(table, names, dialect),
+        insert=raw_insert(
+            table, names, dialect, tail="" if generated is None else f" RETURNING {generated}"
+        ),
         values=itemgetter(*names) if len(names) > 1 else lambda d: (d[names[0]],),
         not_none=tuple(
             index
@@ -203,8 +220,11 @@ def _new_direct_insert(model: type[SQLModel], dialect: Dialect) -> _Insert:
             or (column.default is not None and not column.type.should_evaluate_none)
         ),
         key_positions=tuple(
-            names.index(column.key) for column in manager_of_class(model).mapper.primary_key
+            names.index(column.key)
+            for column in manager_of_class(model).mapper.primary_key
+            if column.key != generated
         ),
+        generated_key=generated,
     )
 
 
@@ -220,6 +240,7 @@ def _insert_added_rows(session: Session, _flush_context: Any, objects: Any) -> N
     for state in added:
         if state in pending:
             by_model.setdefault(state.class_, []).append(state)
+    _leave_mixed_generated_keys(by_model, pending, added)
     if not by_model:
         return
     # The same transaction bracket as `Session._flush`: a failed INSERT leaves the session
@@ -238,6 +259,26 @@ def _insert_added_rows(session: Session, _flush_context: Any, objects: Any) -> N
             transaction.rollback(_capture_exception=True)
 
 
+def _leave_mixed_generated_keys(
+    by_model: dict[type[SQLModel], list[InstanceState[Any]]],
+    pending: Collection[InstanceState[Any]],
+    added: list[InstanceState[Any]],
+) -> None:
+    """Leave to the ORM the rows of a model with a generated key when rows of it that
+    `add_new` did not add are pending too: the ORM gives keys in the order rows were added,
+    across both kinds, which rows inserted before its own would not keep."""
+    generated = {model for model in by_model if _generated_key(model) is not None}
+    if not generated:
+        return
+    ours = set(added)
+    for state in pending:
+        if state.class_ in generated and state not in ours:
+            del by_model[state.class_]
+            generated.discard(state.class_)
+            if not generated:
+                return
+
+
 def _insert_rows(
     session: Session, connection: Any, model: type[SQLModel], states: list[InstanceState[Any]]
 ) -> list[InstanceState[Any]]:
@@ -247,6 +288,9 @@ def _insert_rows(
     if mapper.dispatch.before_insert or mapper.dispatch.after_insert:
         return []
     plan = _direct_insert(model, connection.dialect)
+    generated = plan.generated_key
+    if generated is not None and connection.dialect.name != "postgresql":
+        return []  # (the key must come back: `RawInsert.execute_returning`)
     identity_map, key_of = session.identity_map, mapper.identity_key_from_primary_key
     rows, written = [], []
     for state in states:
@@ -256,9 +300,18 @@ def _insert_rows(
             continue
         if any(values[index] is None for index in plan.not_none):
             continue
-        if key_of([values[index] for index in plan.key_positions]) in identity_map:
+        if generated is not None:
+            if state.dict.get(generated) is not None:
+                continue  # (a key chosen by the caller: the ORM writes it)
+        elif key_of([values[index] for index in plan.key_positions]) in identity_map:
             continue  # (the ORM warns, or turns a deleted row's key into an UPDATE)
         rows.append(plan.insert.parameters(values))
         written.append(state)
-    plan.insert.execute(connection, rows)
+    if generated is None:
+        plan.insert.execute(connection, rows)
+    else:
+        for state, returned in zip(
+            written, plan.insert.execute_returning(connection, rows), strict=True
+        ):
+            state.dict[generated] = returned[0][0]
     return written

@@ -12,7 +12,7 @@ from sqlalchemy import Engine, event, inspect, select
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, SQLModel
 
-from storage.models import Charge, Customer, CustomerMrr, Invoice, SubscriptionItem
+from storage.models import Charge, Customer, CustomerMrr, Invoice, MrrMovement, SubscriptionItem
 from storage.rows import add_new, column_names, new_row
 
 AT = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
@@ -101,16 +101,24 @@ def _stored_columns(engine: Engine, model: type[SQLModel], key: str) -> dict[str
     return {name: value for name, value in row._mapping.items() if name != "updated_at"}
 
 
-def _direct_inserts(engine: Engine) -> list[str]:
-    """The INSERT statements run as driver SQL (not compiled by the ORM) from now on."""
+def _inserts(engine: Engine, *, compiled: bool) -> list[str]:
+    """The INSERT statements run from now on, compiled by SQLAlchemy or as driver SQL."""
     statements: list[str] = []
 
     @event.listens_for(engine, "before_cursor_execute")
     def _seen(_conn, _cursor, statement, _params, context, _many) -> None:
-        if context.compiled is None and statement.startswith("INSERT"):
+        if (context.compiled is not None) == compiled and statement.startswith("INSERT"):
             statements.append(statement)
 
     return statements
+
+
+def _direct_inserts(engine: Engine) -> list[str]:
+    return _inserts(engine, compiled=False)
+
+
+def _orm_inserts(engine: Engine) -> list[str]:
+    return _inserts(engine, compiled=True)
 
 
 @pytest.mark.parametrize(("model", "values", "direct_insert"), PLAIN_ROWS)
@@ -222,3 +230,46 @@ def test_added_rows_becoming_persistent_are_announced(engine: Engine) -> None:
         session.flush()
         assert announced == [row]
         session.rollback()
+
+
+def _movement(event_id: str) -> MrrMovement:
+    values = {"customer_id": "cus_rows", "currency": "usd", "kind": "new", "amount": 5}
+    return new_row(MrrMovement, {**values, "mrr_after": 5, "occurred_at": AT, "event_id": event_id})
+
+
+def _stored_movements(engine: Engine) -> list[tuple[int, str]]:
+    table = MrrMovement.__table__  # type: ignore[attr-defined]
+    with engine.connect() as connection:
+        query = select(table.c.id, table.c.event_id).order_by(table.c.id)
+        return [(row.id, row.event_id) for row in connection.execute(query)]
+
+
+def test_added_rows_with_a_generated_key_get_their_keys_in_the_order_they_were_added(
+    engine: Engine,
+) -> None:
+    orm_inserts = _orm_inserts(engine)
+    with Session(engine, expire_on_commit=False) as session:
+        rows = [_movement(f"evt_{n}") for n in range(3)]
+        for row in rows:
+            add_new(session, row)
+        session.flush()
+        assert [row.id for row in rows] == [1, 2, 3]
+        assert all(inspect(row).persistent for row in rows)
+        assert session.get(MrrMovement, 2) is rows[1]
+        rows[2].amount = 7  # an UPDATE of the row the key names
+        session.commit()
+    assert _stored_movements(engine) == [(1, "evt_0"), (2, "evt_1"), (3, "evt_2")]
+    # PostgreSQL returns each row's key from psycopg's executemany (on the driver's cursor,
+    # which SQLAlchemy's events do not see); on SQLite the ORM inserts them.
+    assert bool(orm_inserts) == (engine.dialect.name != "postgresql")
+
+
+def test_rows_with_a_generated_key_added_both_ways_are_keyed_in_the_order_added(
+    engine: Engine,
+) -> None:
+    with Session(engine) as session:
+        add_new(session, _movement("evt_a"))
+        session.add(_movement("evt_b"))
+        add_new(session, _movement("evt_c"))
+        session.commit()
+    assert _stored_movements(engine) == [(1, "evt_a"), (2, "evt_b"), (3, "evt_c")]
