@@ -17,8 +17,9 @@ one multi-row `INSERT ... VALUES (...), (...) RETURNING` ("insertmanyvalues"), a
 psycopg cannot cache and parses again every time, a few µs per placeholder: about 100 µs of
 client CPU per row for a 14-column row, where the executemany of one short statement
 (parsed once, then prepared) costs about 20. SQLAlchemy has no executemany that returns
-rows, so this one runs on the driver's cursor, and a driver error is raised as SQLAlchemy's
-exception for it, as `exec_driver_sql` would.
+rows, so `exec_driver_sql` runs it with an execution option that a `do_executemany` hook
+(`_executemany_returning`) answers by calling psycopg itself: SQLAlchemy's events, logging
+and error handling still see the statement.
 """
 
 from __future__ import annotations
@@ -28,9 +29,8 @@ from dataclasses import dataclass
 from typing import Any
 from weakref import WeakKeyDictionary
 
-from sqlalchemy import Connection, Table
-from sqlalchemy.engine import Dialect
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy import Connection, Engine, Table, event
+from sqlalchemy.engine import Dialect, ExecutionContext
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,26 +58,37 @@ class RawInsert:
 
     def execute_returning(
         self, connection: Connection, rows: list[tuple[Any, ...]]
-    ) -> list[list[tuple[Any, ...]]]:
+    ) -> list[list[Any]]:
         """PostgreSQL: insert the rows (a statement with a RETURNING clause, see
-        `raw_insert`'s `tail`) with one executemany; for each row, in order, what it
-        returned (nothing for a row an `ON CONFLICT DO NOTHING` left out)."""
-        if not rows:
-            return []
-        dbapi_error = connection.dialect.loaded_dbapi.Error
-        cursor = connection.connection.driver_connection.cursor()
-        try:
-            cursor.executemany(self.sql, rows, returning=True)
-            returned = [cursor.fetchall()]
-            while cursor.nextset():
-                returned.append(cursor.fetchall())
-            return returned
-        except dbapi_error as error:
-            raise DBAPIError.instance(
-                self.sql, rows, error, dbapi_error, dialect=connection.dialect, ismulti=True
-            ) from error
-        finally:
-            cursor.close()
+        `raw_insert`'s `tail`) with one executemany; for each row, in order, the rows it
+        returned (none for a row an `ON CONFLICT DO NOTHING` left out)."""
+        if len(rows) < 2:  # (one row is an execute, whose result is the usual one)
+            return [connection.exec_driver_sql(self.sql, rows).all()] if rows else []
+        returned: list[list[Any]] = []
+        options = {_RETURNED_ROWS: returned}
+        connection.exec_driver_sql(self.sql, rows, execution_options=options).close()
+        return returned
+
+
+# An execution option: a list that receives, for each row of an executemany, what it returned.
+_RETURNED_ROWS = "storage.raw_inserts.returned_rows"
+
+
+@event.listens_for(Engine, "do_executemany")
+def _executemany_returning(
+    cursor: Any, statement: str, parameters: Any, context: ExecutionContext
+) -> bool | None:
+    """Run the executemany of `RawInsert.execute_returning` as psycopg's with
+    `returning=True`, keeping what each row returned. Inside SQLAlchemy's execution, so its
+    events, logging and error handling see the statement as any other."""
+    returned = context.execution_options.get(_RETURNED_ROWS)
+    if returned is None:
+        return None  # any other executemany: the dialect's own
+    cursor.executemany(statement, parameters, returning=True)
+    returned.append(cursor.fetchall())
+    while cursor.nextset():
+        returned.append(cursor.fetchall())
+    return True
 
 
 _CACHE: WeakKeyDictionary[Dialect, dict[tuple[Table, tuple[str, ...], str], RawInsert]] = (
