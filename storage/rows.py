@@ -41,6 +41,7 @@ from pydantic_core import PydanticUndefined
 from sqlalchemy import Table, event
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import ColumnProperty, InstanceState, attributes, configure_mappers
+from sqlalchemy.orm import Session as OrmSession
 from sqlalchemy.orm.instrumentation import manager_of_class
 from sqlalchemy.util import safe_reraise
 from sqlmodel import Session, SQLModel
@@ -228,7 +229,7 @@ def _new_direct_insert(model: type[SQLModel], dialect: Dialect) -> _Insert:
     )
 
 
-@event.listens_for(Session, "before_flush")
+@event.listens_for(OrmSession, "before_flush")  # (any session, SQLModel's among them)
 def _insert_added_rows(session: Session, _flush_context: Any, objects: Any) -> None:
     """Before the unit of work flushes: INSERT the rows `add_new` added that are still
     pending, and make them persistent, as its own INSERT would have."""
