@@ -24,7 +24,13 @@ relationships, no insert events. The rows then become persistent exactly as afte
 INSERT (`Session._register_persistent`, what the flush itself calls), and the rest of the
 flush writes whatever else is pending. A row whose values the ORM would treat specially (a
 column missing, a None where the column's default would be used, a key already in the
-identity map) is left to the ORM.
+identity map) is left to the ORM. So are rows with an autoincrement key on SQLite; on
+PostgreSQL their keys come back from the executemany, in the order the rows were added.
+
+The flush's `after_flush` listeners see these rows as persistent already, not in
+`session.new`. The one such listener, `storage.store_mrr.flushing_unheld_changes`, looks there
+for subscription rows the store does not hold; those added with `add_new` (by
+`storage.billing`) are always held, so its answer is the same.
 """
 
 from __future__ import annotations
