@@ -10,33 +10,31 @@ Several rows at once (`insert_many_returning_keys`, the alerts a worker batch op
 multi-row statement with the same guarantee for each row; the rows that conflicted are the
 ones missing from what it returns.
 
-On PostgreSQL several rows go in as one JSON parameter instead (`_json_rows_insert`:
-`INSERT ... SELECT ... FROM jsonb_to_recordset(:rows) ORDER BY ordinal`), one statement of
-fixed text: psycopg parses a statement's text for its placeholders each time it has more than
-50 of them (a multi-row VALUES list), and sends an `executemany` row by row; both cost the
-worker more client CPU than writing the rows did. The ids are still given in the order of the
-rows (the ORDER BY feeds the insert in that order; SQLAlchemy's own "insertmanyvalues" relies
-on the same), and each row still conflicts or not exactly as on its own.
-
 The statement runs on the session's connection: it flushes nothing (the tables written this
 way have no foreign keys, and their rows are never left pending), so the caller's pending
 rows are written when the caller flushes or commits.
+
+Several rows are written as the driver's own executemany (storage/raw_inserts.py): on
+PostgreSQL SQLAlchemy's multi-row `INSERT ... RETURNING` is a statement psycopg parses again
+every time (about 100 µs of client CPU per alert row, against about 20), and an executemany
+of dicts processes every row's parameters twice. The columns a row leaves out get their
+defaults as SQLAlchemy would give them (a scalar, or a call per row); a table with any
+other kind of default keeps SQLAlchemy's statement.
 """
 
 from __future__ import annotations
 
 import functools
-from datetime import UTC, datetime
+from collections.abc import Callable
+from operator import itemgetter
 from typing import Any
 
-import orjson
-from sqlalchemy import Insert, Integer, Table, Text, bindparam, cast, column, func, select
+from sqlalchemy import Insert, Table
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Dialect
 from sqlmodel import Session
 
-from storage.types import NAIVE
-
-ORDINAL = "ordinal"  # each row's place in a JSON rows parameter
+from storage.raw_inserts import RawInsert, raw_insert
 
 
 def insert_values_ignoring_conflict(
@@ -59,9 +57,11 @@ def insert_many_returning_keys(
     if not rows:
         return {}
     connection = session.connection()
-    if connection.dialect.name == "postgresql":
-        statement = _json_rows_insert(table, tuple(rows[0]), conflict_on, returning_key=True)
-        return {key: new_id for new_id, key in connection.execute(statement, _json_rows(rows))}
+    direct = _direct_rows(table, rows, connection.dialect, returning_key=conflict_on)
+    if direct is not None and connection.dialect.name == "postgresql":
+        insert, values = direct
+        returned = insert.execute_returning(connection, values)
+        return {key: new_id for row in returned for new_id, key in row}
     statement = _statement(table, conflict_on, connection.dialect.name, returning_key=True)
     return {key: new_id for new_id, key in connection.execute(statement, rows)}
 
@@ -69,18 +69,67 @@ def insert_many_returning_keys(
 def insert_many_ignoring_conflict(
     *, session: Session, table: Table, rows: list[dict[str, Any]], conflict_on: str
 ) -> None:
-    """Several rows given as column values (each with the same columns), in one `executemany`
-    (one statement on PostgreSQL), in the order given; rows whose `conflict_on` value exists
-    are left out. For callers that need no ids."""
+    """Several rows given as column values (each with the same columns), in one `executemany`;
+    rows whose `conflict_on` value exists are left out. For callers that need no ids."""
     if not rows:
         return
     connection = session.connection()
-    if connection.dialect.name == "postgresql":
-        statement = _json_rows_insert(table, tuple(rows[0]), conflict_on, returning_key=False)
-        connection.execute(statement, _json_rows(rows))
+    direct = _direct_rows(table, rows, connection.dialect, ignoring=conflict_on)
+    if direct is not None:
+        insert, values = direct
+        insert.execute(connection, values)
         return
     statement = _statement(table, conflict_on, connection.dialect.name, returning=False)
     connection.execute(statement, rows)
+
+
+def _direct_rows(
+    table: Table,
+    rows: list[dict[str, Any]],
+    dialect: Dialect,
+    *,
+    ignoring: str | None = None,
+    returning_key: str | None = None,
+) -> tuple[RawInsert, list[tuple[Any, ...]]] | None:
+    """The rows, completed with the defaults of the columns they leave out, and their
+    INSERT (`ON CONFLICT (ignoring or returning_key) DO NOTHING`, and `RETURNING id,
+    returning_key`); None when a default left out is not a scalar or a plain call."""
+    given = tuple(rows[0])
+    fill = _fill(table, given)
+    if fill is None:
+        return None
+    names = given + tuple(name for name, _ in fill)
+    tail = f" ON CONFLICT ({ignoring or returning_key}) DO NOTHING"
+    if returning_key is not None:
+        tail += f" RETURNING {table.c.id.name}, {returning_key}"
+    insert = raw_insert(table, names, dialect, tail=tail)
+    values = itemgetter(*given) if len(given) > 1 else lambda row: (row[given[0]],)
+    return insert, [
+        insert.parameters((*values(row), *(make() for _, make in fill))) for row in rows
+    ]
+
+
+@functools.cache
+def _fill(table: Table, given: tuple[str, ...]) -> tuple[tuple[str, Callable[[], Any]], ...] | None:
+    """For each column with a default that `given` leaves out: its name, and what makes its
+    value for one row, as SQLAlchemy would (a scalar; a call per row of a function that
+    takes no context, which SQLAlchemy keeps as `__wrapped__`)."""
+    fill = []
+    for column in table.columns:
+        default = column.default
+        if column.key in given or default is None:
+            continue
+        if default.is_scalar:
+            fill.append((column.key, functools.partial(_same, default.arg)))
+        elif default.is_callable and hasattr(default.arg, "__wrapped__"):
+            fill.append((column.key, default.arg.__wrapped__))
+        else:
+            return None
+    return tuple(fill)
+
+
+def _same(value: Any) -> Any:
+    return value
 
 
 @functools.cache
@@ -99,49 +148,3 @@ def _statement(
     if returning_key:
         return statement.returning(table.c.id, table.c[conflict_on])
     return statement.returning(table.c.id) if returning else statement
-
-
-@functools.cache
-def _json_rows_insert(
-    table: Table, columns: tuple[str, ...], conflict_on: str, *, returning_key: bool
-) -> Insert:
-    """PostgreSQL: `INSERT INTO table (columns) SELECT columns FROM jsonb_to_recordset(:rows)
-    AS r(ordinal INTEGER, column TYPE, ...) ORDER BY ordinal ON CONFLICT DO NOTHING`, each
-    JSON value read as its column's type; columns left out get their defaults, as in
-    `_statement`."""
-    rows = (
-        func.jsonb_to_recordset(cast(bindparam("rows", type_=Text()), postgresql.JSONB()))
-        .table_valued(
-            column(ORDINAL, Integer()), *(column(name, table.c[name].type) for name in columns)
-        )
-        .render_derived(with_types=True)
-    )
-    ordered = select(*(rows.c[name] for name in columns)).order_by(rows.c[ORDINAL])
-    statement = (
-        postgresql.insert(table)
-        .from_select(list(columns), ordered)
-        .on_conflict_do_nothing(index_elements=[conflict_on])
-    )
-    return statement.returning(table.c.id, table.c[conflict_on]) if returning_key else statement
-
-
-def _json_rows(rows: list[dict[str, Any]]) -> dict[str, str]:
-    """The rows as the one JSON parameter of `_json_rows_insert`."""
-    numbered = [{ORDINAL: ordinal, **row} for ordinal, row in enumerate(rows)]
-    try:
-        text = orjson.dumps(numbered, default=_utc_text, option=_JSON_OPTIONS)
-    except orjson.JSONEncodeError as exc:  # orjson wraps what `_utc_text` raised
-        raise (exc.__cause__ or exc) from None
-    return {"rows": text.decode()}
-
-
-_JSON_OPTIONS = orjson.OPT_NON_STR_KEYS | orjson.OPT_PASSTHROUGH_DATETIME
-
-
-def _utc_text(value: object) -> str:
-    """Timestamps as UTC text, refusing naive ones as the UTC columns do (`UTCDateTime`)."""
-    if isinstance(value, datetime):
-        if value.tzinfo is None:
-            raise ValueError(NAIVE)
-        return value.astimezone(UTC).isoformat()
-    raise TypeError(f"{type(value).__name__} is not JSON serializable")

@@ -16,12 +16,14 @@ reads the timeline inside a batch.
 from __future__ import annotations
 
 from datetime import datetime
+from operator import itemgetter
 
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session, select
 
 from storage.models import TimelineEntry
+from storage.raw_inserts import raw_insert
 
 _INSERTS = {"postgresql": postgresql_insert, "sqlite": sqlite_insert}
 _HELD = "timeline.held_entries"
@@ -98,11 +100,15 @@ def hold_timeline_entries(*, session: Session) -> None:
 
 
 def write_held_timeline_entries(*, session: Session) -> None:
-    """Write the queued lines with one statement (an executemany), in the order they came."""
+    """Write the queued lines with one statement (the driver's executemany of tuples, see
+    storage/raw_inserts.py), in the order they came."""
     rows = session.info.pop(_HELD, None)
     if rows:
         connection = session.connection()
-        connection.execute(_statement(connection), rows)
+        _statement(connection)  # (refuses other databases)
+        insert = raw_insert(_TABLE, _COLUMNS, connection.dialect, tail=_IGNORE_DUPLICATES)
+        values = itemgetter(*_COLUMNS)
+        insert.execute(connection, [insert.parameters(values(row)) for row in rows])
 
 
 def _statement(connection):
@@ -118,6 +124,18 @@ _STATEMENTS = {
     name: insert(TimelineEntry.__table__).on_conflict_do_nothing(index_elements=["source_key"])
     for name, insert in _INSERTS.items()
 }
+_TABLE = TimelineEntry.__table__
+_COLUMNS = (
+    "customer_id",
+    "occurred_at",
+    "kind",
+    "summary",
+    "event_id",
+    "object_id",
+    "actor",
+    "source_key",
+)  # what `_row` gives
+_IGNORE_DUPLICATES = " ON CONFLICT (source_key) DO NOTHING"
 
 
 def timeline_for_customer(
