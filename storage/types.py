@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from functools import lru_cache
 
 from sqlalchemy import JSON, DateTime
 from sqlalchemy.dialects.postgresql import JSONB
@@ -77,4 +78,13 @@ def from_unix(seconds: int | float | None) -> datetime | None:
     """Stripe timestamps are Unix seconds; 0 and None both mean "not set"."""
     if not seconds:
         return None
+    return utc_datetime(seconds)
+
+
+@lru_cache(maxsize=8192)
+def utc_datetime(seconds: int | float) -> datetime:
+    """Unix seconds as a UTC datetime, remembered: the same few timestamps come with every
+    event about an object (its `created`, its periods) and with every event of the same
+    second, and a lookup costs a sixth of the conversion. Datetimes are immutable, so
+    sharing one is safe."""
     return datetime.fromtimestamp(seconds, UTC)

@@ -9,7 +9,7 @@ a payload cannot be stored faithfully. Differences between API versions live in
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from handlers.stripe.events import StripeEvent
@@ -99,14 +99,12 @@ def optional_amount(value: Any, *, field: str) -> int | None:
 
 def timestamp(value: Any) -> datetime | None:
     """Unix seconds as a UTC datetime; 0 and anything but a number (a bool is not one) are
-    None. Read several times per event: plain ints and floats (what JSON gives) take the
-    short way."""
+    None. Read several times per event: plain ints and floats (what JSON gives) are told
+    apart by their exact type first."""
     kind = type(value)
-    if kind is int or kind is float:
-        return datetime.fromtimestamp(value, UTC) if value else None
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return None
-    return from_unix(value)
+    if kind is int or kind is float or (kind is not bool and isinstance(value, int | float)):
+        return from_unix(value)
+    return None
 
 
 def text(value: Any, limit: int) -> str | None:

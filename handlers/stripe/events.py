@@ -8,10 +8,12 @@ with the raw dict.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import orjson
+
+from storage.types import utc_datetime
 
 
 class InvalidEvent(ValueError):
@@ -96,7 +98,7 @@ def parse_event(body: bytes | str | dict[str, Any]) -> StripeEvent:
     return StripeEvent(
         id=event_id,
         type=event_type,
-        created=datetime.fromtimestamp(created, UTC),
+        created=utc_datetime(created),
         livemode=bool(data.get("livemode", False)),
         api_version=api_version if isinstance(api_version, str) else None,
         object=payload["object"],
