@@ -280,17 +280,23 @@ def test_several_workers_apply_each_subscription_s_events_in_created_order(postg
     _drain(postgres_url, options)  # whatever was in others' lanes when a worker looked last
     assert errors == []
     assert {(row.status, row.attempts) for row in inbox_rows(engine)} == {(EventStatus.APPLIED, 0)}
+    _assert_ledger_follows_each_story(engine, order)
+    for sub_id, (_, event_ids) in order.items():
+        assert fetch(engine, Subscription, sub_id).version_event_id == event_ids[-1]
+    engine.dispose()
+
+
+def _assert_ledger_follows_each_story(engine, order: dict[str, tuple[str, list[str]]]) -> None:
+    """Each customer's ledger reads new, then one expansion per update, in `created` order."""
     with session_scope(engine) as session:
         ledger = session.execute(
             select(MrrMovement.customer_id, MrrMovement.kind, MrrMovement.event_id).order_by(
                 MrrMovement.id
             )
         ).all()
-    for sub_id, (cus_id, event_ids) in order.items():
+    for cus_id, event_ids in order.values():
         lines = [(kind, event_id) for customer, kind, event_id in ledger if customer == cus_id]
         assert lines == [("new", event_ids[0])] + [("expansion", i) for i in event_ids[1:]]
-        assert fetch(engine, Subscription, sub_id).version_event_id == event_ids[-1]
-    engine.dispose()
 
 
 def test_one_worker_s_two_threads_share_the_backlog_and_keep_each_customer_in_order(
@@ -313,17 +319,7 @@ def test_one_worker_s_two_threads_share_the_backlog_and_keep_each_customer_in_or
     assert result.applied == len(events) and result.retrying == result.dead == 0
     assert len(threads_seen) == 2
     assert {(row.status, row.attempts) for row in inbox_rows(engine)} == {(EventStatus.APPLIED, 0)}
-    with session_scope(engine) as session:
-        ledger_lines = session.execute(
-            select(MrrMovement.customer_id, MrrMovement.kind, MrrMovement.event_id).order_by(
-                MrrMovement.id
-            )
-        ).all()
-    for _, (cus_id, event_ids) in order.items():
-        lines = [
-            (kind, event_id) for customer, kind, event_id in ledger_lines if customer == cus_id
-        ]
-        assert lines == [("new", event_ids[0])] + [("expansion", i) for i in event_ids[1:]]
+    _assert_ledger_follows_each_story(engine, order)
     engine.dispose()
 
 
