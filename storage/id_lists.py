@@ -6,10 +6,14 @@ batch of a thousand events asks about, parsing cost more on the client than the 
 in PostgreSQL. There the list is one array parameter instead (`column = ANY(:ids)`): one
 placeholder, the same text every time. SQLite has no arrays and keeps the IN list.
 
-The array goes out as one text value in PostgreSQL's array syntax (`{"cus_1","cus_2"}`),
-cast to an array in the statement: psycopg dumps a Python list element by element in
-Python, about 1.5 µs an id here, and a worker batch binds tens of thousands of ids
-(`array_literal` joins them in one step).
+The array goes out as one text value in PostgreSQL's array syntax (`{"cus_1","cus_2"}`):
+psycopg dumps a Python list element by element in Python, about 1.5 µs an id here, and a
+worker batch binds tens of thousands of ids (`array_literal` joins them in one step). The
+parameter itself is typed as an array (`$1::VARCHAR[]`), so the server reads the text once,
+when it binds it. A text parameter cast to an array in the statement
+(`CAST($1::VARCHAR AS VARCHAR[])`) is an expression the planner cannot fold, and a scan
+evaluated it for every row it looked at: 500 ms instead of 1.5 ms for a thousand ids
+against 3,500 charges, and most of the PostgreSQL server's time in a worker batch.
 """
 
 from __future__ import annotations
@@ -17,10 +21,10 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import ARRAY, String, any_, bindparam, cast
+from sqlalchemy import any_, bindparam
 from sqlalchemy.engine import Connection
 from sqlalchemy.sql.elements import ColumnElement
-from sqlalchemy.types import TypeDecorator
+from sqlalchemy.types import UserDefinedType
 
 
 def array_literal(values: Iterable[object]) -> str:
@@ -43,14 +47,22 @@ def _array_element(value: object) -> str:
     return '"' + str(value).replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
-class _TextArray(TypeDecorator[list[str]]):
-    """A list of strings bound as one text value, `array_literal`; cast to an array in SQL."""
+class _TextArray(UserDefinedType[list[str]]):
+    """A list of strings bound as one `array_literal` text, in a parameter typed `VARCHAR[]`
+    (psycopg sends a str with no type of its own: the statement's cast gives the parameter
+    its type, rather than converting a text parameter)."""
 
-    impl = String
     cache_ok = True
+    render_bind_cast = True
 
-    def process_bind_param(self, value, dialect):
-        return None if value is None else array_literal(value)
+    def get_col_spec(self, **kw: Any) -> str:
+        return "VARCHAR[]"
+
+    def bind_processor(self, dialect):
+        def process(value):
+            return None if value is None else array_literal(value)
+
+        return process
 
 
 def is_one_of(
@@ -59,8 +71,7 @@ def is_one_of(
     """`column` is one of the strings bound as `name` (a list given at execution), or of
     `values` when they are given now (then `name` may be None: an anonymous parameter)."""
     if postgresql:
-        ids = cast(bindparam(name, values, type_=_TextArray()), ARRAY(String()))
-        return column == any_(ids)
+        return column == any_(bindparam(name, values, type_=_TextArray()))
     if values is not None:
         return column.in_(values)
     return column.in_(bindparam(name, expanding=True))

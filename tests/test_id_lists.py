@@ -3,7 +3,11 @@ whatever its strings hold, on both databases (PostgreSQL gets it as one array li
 
 from __future__ import annotations
 
-from sqlalchemy import Column, Engine, MetaData, String, Table, select, text
+import contextlib
+from collections.abc import Iterator
+
+from sqlalchemy import Column, Engine, MetaData, String, Table, event, select, text
+from sqlalchemy.engine import Connection
 
 from storage.db import make_engine
 from storage.id_lists import array_literal, is_one_of, on_postgresql
@@ -43,3 +47,40 @@ def test_is_one_of_finds_what_an_in_list_finds(engine: Engine):
             assert sorted(connection.execute(later, {"ids": asked}).scalars()) == expected
         finally:
             table.drop(connection)
+
+
+def test_the_list_reaches_postgresql_as_an_array_not_as_text_cast_per_row(postgres_url):
+    """A text parameter cast to an array inside the statement is re-read for every row a scan
+    looks at (500 ms instead of 1.5 ms for a thousand ids against a few thousand rows): the
+    plan must hold the list as an array value, with no text-to-array conversion left in it."""
+    engine = make_engine(postgres_url)
+    table = Table("id_list_plan_probe", MetaData(), Column("id", String, primary_key=True))
+    try:
+        with engine.begin() as connection:
+            table.create(connection)
+            try:
+                ids = [f"cus_{n}" for n in range(50)]
+                query = select(table.c.id).where(is_one_of(table.c.id, "ids", postgresql=True))
+                with _explained(connection):
+                    plan = "\n".join(connection.execute(query, {"ids": ids}).scalars())
+            finally:
+                table.drop(connection)
+    finally:
+        engine.dispose()
+    assert "cus_49" in plan  # the list is in the plan as a value
+    assert "cstring" not in plan, plan  # ...and not read from text as the scan goes
+
+
+@contextlib.contextmanager
+def _explained(connection: Connection) -> Iterator[None]:
+    """Statements run as they would, parameters bound as they would, but PostgreSQL answers
+    with its plan (EXPLAIN VERBOSE) instead of rows."""
+
+    def explain(conn, cursor, statement, parameters, context, executemany):
+        return f"EXPLAIN (VERBOSE) {statement}", parameters
+
+    event.listen(connection, "before_cursor_execute", explain, retval=True)
+    try:
+        yield
+    finally:
+        event.remove(connection, "before_cursor_execute", explain)
