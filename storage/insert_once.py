@@ -60,8 +60,7 @@ def insert_many_returning_keys(
     direct = _direct_rows(table, rows, connection.dialect, returning_key=conflict_on)
     if direct is not None and connection.dialect.name == "postgresql":
         insert, values = direct
-        returned = insert.execute_returning(connection, values)
-        return {key: new_id for row in returned for new_id, key in row}
+        return {key: new_id for new_id, key in insert.returned(connection, values)}
     statement = _statement(table, conflict_on, connection.dialect.name, returning_key=True)
     return {key: new_id for new_id, key in connection.execute(statement, rows)}
 

@@ -8,11 +8,20 @@ the INSERT's client CPU. Each value still goes through its column type's SQLAlch
 processor, so the stored values are those the ORM or Core would store (JSON through the
 engine's serializer, UTC timestamps as `storage.types.UTCDateTime` writes them).
 
+On PostgreSQL the rows go further, as one statement with one parameter: a JSON array of the
+rows, which `INSERT ... SELECT ... FROM json_to_recordset(...)` reads as typed columns
+(`RawInsert.document`). psycopg's executemany sends and prepares a statement per row in a
+pipeline, about 25 µs of client CPU a row here; the document costs 8 (orjson builds it, the
+server parses it, on its own CPU). For 20,000 bench events, 25,000 rows: 0.54 to 0.67 s of the
+worker's CPU became 0.19 to 0.24 s. The same statement with a RETURNING clause answers its
+rows in no particular order (`returned`).
+
 The statement runs through `Connection.exec_driver_sql`, so errors are SQLAlchemy's
 (`IntegrityError` and so on) and the connection's events see it, as for any statement.
 
-An INSERT whose rows must say something back (`... RETURNING id`) is, on PostgreSQL, psycopg's
-executemany with `returning=True` (`execute_returning`). SQLAlchemy would send the rows as
+An INSERT whose rows must each say something back, in order (`... RETURNING id` for keys the
+database generates), is, on PostgreSQL, psycopg's executemany with `returning=True`
+(`execute_returning`). SQLAlchemy would send the rows as
 one multi-row `INSERT ... VALUES (...), (...) RETURNING` ("insertmanyvalues"), a statement
 psycopg cannot cache and parses again every time, a few µs per placeholder: about 100 µs of
 client CPU per row for a 14-column row, where the executemany of one short statement
@@ -29,7 +38,8 @@ from dataclasses import dataclass
 from typing import Any
 from weakref import WeakKeyDictionary
 
-from sqlalchemy import Connection, Engine, Table, event
+import orjson
+from sqlalchemy import JSON, Connection, Engine, Table, event
 from sqlalchemy.engine import Dialect, ExecutionContext
 
 
@@ -40,6 +50,26 @@ class RawInsert:
     sql: str
     # (position, SQLAlchemy bind processor) for each column whose type has one
     processors: tuple[tuple[int, Callable[[Any], Any]], ...]
+    # PostgreSQL: the same INSERT taking all its rows as one JSON document (`_document_sql`),
+    # with the names of its columns and the positions of its JSON columns
+    document_sql: str | None = None
+    names: tuple[str, ...] = ()
+    json_positions: tuple[int, ...] = ()
+
+    def document(self, rows: list[tuple[Any, ...]]) -> str:
+        """The rows as `document_sql` takes them: a JSON array of objects keyed by column.
+        JSON columns hold their values themselves (bound, they are psycopg `Jsonb` wrappers)."""
+        names, json_positions = self.names, self.json_positions
+        if json_positions:
+            unwrapped = []
+            for row in rows:
+                values = list(row)
+                for index in json_positions:
+                    values[index] = values[index].obj
+                unwrapped.append(values)
+            rows = unwrapped
+        objects = [dict(zip(names, row, strict=True)) for row in rows]
+        return orjson.dumps(objects, option=orjson.OPT_NON_STR_KEYS).decode()
 
     def parameters(self, values: Sequence[Any]) -> tuple[Any, ...]:
         """One row's values (in `names` order) as the driver must get them."""
@@ -54,7 +84,18 @@ class RawInsert:
         """Insert the rows (made by `parameters`); the driver's count of rows inserted."""
         if not rows:
             return 0
+        if self.document_sql is not None:
+            document = self.document(rows)
+            return connection.exec_driver_sql(self.document_sql, (document,)).rowcount
         return connection.exec_driver_sql(self.sql, rows).rowcount
+
+    def returned(self, connection: Connection, rows: list[tuple[Any, ...]]) -> list[Any]:
+        """PostgreSQL: insert the rows (a statement with a RETURNING clause) in one statement;
+        all the rows it returned, in no particular order."""
+        if not rows:
+            return []
+        assert self.document_sql is not None, "a RETURNING insert of many rows is PostgreSQL's"
+        return connection.exec_driver_sql(self.document_sql, (self.document(rows),)).all()
 
     def execute_returning(
         self, connection: Connection, rows: list[tuple[Any, ...]]
@@ -115,5 +156,36 @@ def raw_insert(
             sql=f"INSERT INTO {table.name} ({', '.join(names)}) "
             f"VALUES ({', '.join([marker] * len(names))}){tail}",
             processors=tuple((index, process) for index, process in processors if process),
+            document_sql=_document_sql(table, names, dialect, tail)
+            if dialect.name == "postgresql"
+            else None,
+            names=names,
+            json_positions=tuple(
+                index for index, name in enumerate(names) if _is_json(table, name, dialect)
+            ),
         )
     return insert
+
+
+def _is_json(table: Table, name: str, dialect: Dialect) -> bool:
+    return isinstance(table.c[name].type.dialect_impl(dialect), JSON)
+
+
+def _document_sql(table: Table, names: tuple[str, ...], dialect: Dialect, tail: str) -> str:
+    """`INSERT INTO table (names) SELECT ... FROM json_to_recordset(%s) ... tail`: all the
+    rows in one parameter (`RawInsert.document`), each column read as its own type. A JSON
+    value null is read as SQL NULL, so a JSON column that stores Python's None as JSON null
+    (SQLAlchemy's default) gets it back as JSON null."""
+    declared, selected = [], []
+    for name in names:
+        column_type = table.c[name].type
+        spec = column_type.compile(dialect=dialect)
+        declared.append(f"{name} {spec}")
+        if _is_json(table, name, dialect) and not column_type.none_as_null:  # type: ignore[attr-defined]
+            selected.append(f"COALESCE(r.{name}, CAST('null' AS {spec}))")
+        else:
+            selected.append(f"r.{name}")
+    return (
+        f"INSERT INTO {table.name} ({', '.join(names)}) SELECT {', '.join(selected)} "
+        f"FROM json_to_recordset(%s::json) AS r({', '.join(declared)}){tail}"
+    )

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine, event, inspect, select
+from sqlalchemy import JSON, Engine, event, inspect, select
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, SQLModel
 
@@ -69,6 +69,11 @@ def test_a_new_row_changed_after_add_new_inserts_its_latest_values(engine: Engin
 PLAIN_ROWS: list[tuple[type[SQLModel], dict[str, Any], bool]] = [
     (Customer, VALUES, True),
     (
+        Customer,
+        {**VALUES, "name": 'Zoë "Q" \\ ü\n\t{x}', "email": None, "version_at": AT.replace(microsecond=123456), "raw": {"k": [None, "é"], "n": 2**53 + 1}},
+        True,
+    ),
+    (
         Invoice,
         {
             "id": "in_rows",
@@ -95,9 +100,14 @@ def _key_column(model: type[SQLModel]) -> str:
 
 
 def _stored_columns(engine: Engine, model: type[SQLModel], key: str) -> dict[str, object]:
+    """The stored row's values, and for each JSON column whether it is SQL NULL (a JSON null
+    reads back as None too)."""
     table = model.__table__  # type: ignore[attr-defined]
+    json_columns = [column for column in table.columns if isinstance(column.type, JSON)]
+    nulls = [column.is_(None).label(f"{column.name} is SQL NULL") for column in json_columns]
     with engine.connect() as connection:
-        row = connection.execute(select(table).where(table.c[_key_column(model)] == key)).one()
+        query = select(table, *nulls).where(table.c[_key_column(model)] == key)
+        row = connection.execute(query).one()
     return {name: value for name, value in row._mapping.items() if name != "updated_at"}
 
 
