@@ -45,14 +45,20 @@ logger = logging.getLogger(__name__)
 MAX_BACKOFF_SECONDS = 30.0
 # Objects allocated (net) before a young collection; how many young collections before a
 # middle one, and middle ones before a full one (Python's defaults: 700, 10, 10).
-GC_THRESHOLDS = (10_000, 10, 10)
+GC_THRESHOLDS = (50_000, 10, 10)
 
 
 def tune_garbage_collector() -> None:
     """Collect once, then freeze what the process holds (modules, settings, the engine): the
     collector never walks those objects again. Then raise the young generation's threshold,
-    so it collects per ten thousand new objects instead of seven hundred. The freeze happens
-    once per process; objects made after it are collected as usual."""
+    so it collects per fifty thousand new objects instead of seven hundred. The freeze happens
+    once per process; objects made after it are collected as usual.
+
+    Fifty thousand, not ten: a batch of a thousand events keeps its parsed payloads and ORM
+    rows alive until it commits, so each young collection found them still alive and moved
+    them on to the middle generation, whose collections then walked them all again. With
+    fifty thousand, the collector's time in 20,000 bench events on PostgreSQL (two threads)
+    went from 0.60-0.65 s to 0.24-0.32 s."""
     if gc.get_freeze_count() == 0:
         gc.collect()
         gc.freeze()
