@@ -83,12 +83,13 @@ def verify_signature(
     signed = b"%d." % timestamp + body
     for secret in secrets:
         expected = hmac.digest(secret.encode(), signed, "sha256").hex().encode()
-        if any(hmac.compare_digest(expected, signature) for signature in signatures):
-            if tolerance and timestamp < time.time() - tolerance:
-                raise SignatureVerificationError(
-                    f"Timestamp outside the tolerance zone ({timestamp})", header, body
-                )
-            return
+        for signature in signatures:  # a loop, not any(): a generator per request costs
+            if hmac.compare_digest(expected, signature):
+                if tolerance and timestamp < time.time() - tolerance:
+                    raise SignatureVerificationError(
+                        f"Timestamp outside the tolerance zone ({timestamp})", header, body
+                    )
+                return
     raise SignatureVerificationError(
         "No signatures found matching the expected signature for payload", header, body
     )
@@ -243,7 +244,7 @@ class StripeWebhook:
                 400, "signature", f"invalid Stripe-Signature: {str(exc).splitlines()[0]}"
             )
         try:
-            event = parse_event(text)
+            event = parse_event(body)  # the bytes: orjson reads them without a copy
             entry = inbox_event(event, payload=text, source="webhook", settings=self.settings)
         except InvalidEvent as exc:
             return _reject(400, "not_an_event", str(exc))
