@@ -23,11 +23,14 @@ The signature check follows Stripe's v1 scheme exactly as the stripe library's
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import json
 import logging
 import time
 from collections.abc import Sequence
+from functools import lru_cache
+from typing import Any
 
 from starlette.types import Receive, Scope, Send
 from stripe import SignatureVerificationError
@@ -72,8 +75,9 @@ def verify_signature(
 
     The same rules and messages as the stripe library's `WebhookSignature.verify_header`
     (tests/test_webhook.py checks both against Stripe's signature vectors), on the raw bytes
-    and with one-shot HMACs: that check re-encoded the body and built an HMAC object per
-    secret, a tenth of the endpoint's own time per request.
+    and with each secret's HMAC key states derived once (`_hmac_sha256_states`): that check
+    re-encoded the body and built an HMAC object per secret, a tenth of the endpoint's own
+    time per request.
 
     Raises `SignatureVerificationError`."""
     body = payload.encode() if isinstance(payload, str) else payload
@@ -82,7 +86,7 @@ def verify_signature(
         raise SignatureVerificationError("no webhook secret is configured", header, body)
     signed = b"%d." % timestamp + body
     for secret in secrets:
-        expected = hmac.digest(secret.encode(), signed, "sha256").hex().encode()
+        expected = _hmac_sha256_hex(secret, signed)
         for signature in signatures:  # a loop, not any(): a generator per request costs
             if hmac.compare_digest(expected, signature):
                 if tolerance and timestamp < time.time() - tolerance:
@@ -93,6 +97,33 @@ def verify_signature(
     raise SignatureVerificationError(
         "No signatures found matching the expected signature for payload", header, body
     )
+
+
+def _hmac_sha256_hex(secret: str, message: bytes) -> bytes:
+    """`hmac.digest(secret, message, "sha256").hex()`, as bytes, from the secret's states."""
+    inner, outer = _hmac_sha256_states(secret)
+    inner = inner.copy()
+    inner.update(message)
+    outer = outer.copy()
+    outer.update(inner.digest())
+    return outer.hexdigest().encode()
+
+
+_SHA256_BLOCK = 64
+_IPAD = bytes(byte ^ 0x36 for byte in range(256))
+_OPAD = bytes(byte ^ 0x5C for byte in range(256))
+
+
+@lru_cache(maxsize=32)
+def _hmac_sha256_states(secret: str) -> tuple[Any, Any]:
+    """HMAC's inner and outer SHA-256 states for a secret, once its padded key blocks are
+    hashed (RFC 2104, as the hmac module's own Python path builds them): `hmac.digest`
+    derives them again on every call, which cost 1 µs of its 2.6 per request per secret."""
+    key = secret.encode()
+    if len(key) > _SHA256_BLOCK:
+        key = hashlib.sha256(key).digest()
+    key = key.ljust(_SHA256_BLOCK, b"\0")
+    return hashlib.sha256(key.translate(_IPAD)), hashlib.sha256(key.translate(_OPAD))
 
 
 def _signature_header(header: str, body: bytes) -> tuple[int, list[bytes]]:
