@@ -257,9 +257,22 @@ class StripeWebhook:
             return _reject(413, "body_too_large", f"body over {self.limit} bytes")
         except Disconnected:
             return 400, _error("client disconnected")
-        return await self._accept(body, signature)
+        entry = self._entry(body, signature)
+        if not isinstance(entry, NewInboxEvent):
+            return entry
+        try:
+            new = await self.writer.store(entry)
+        except DatabaseUnavailable:
+            return 503, _error("the database cannot store events right now; retry later")
+        if new is False:
+            logger.info("stripe.webhook.duplicate event_id=%s", entry.id)
+            return 200, _OK_DUPLICATE
+        return 200, _OK
 
-    async def _accept(self, body: bytes, header: str | None) -> tuple[int, bytes]:
+    def _entry(self, body: bytes, header: str | None) -> NewInboxEvent | tuple[int, bytes]:
+        """The inbox row for a verified event, or the answer refusing the request. (Not a
+        coroutine of its own: each level of coroutine costs every request twice, it
+        suspends until its row is committed.)"""
         if not header:
             self._count_rejection()
             return _reject(400, "signature", "missing Stripe-Signature header")
@@ -276,17 +289,9 @@ class StripeWebhook:
             )
         try:
             event = parse_event(body)  # the bytes: orjson reads them without a copy
-            entry = inbox_event(event, payload=text, source="webhook", settings=self.settings)
+            return inbox_event(event, payload=text, source="webhook", settings=self.settings)
         except InvalidEvent as exc:
             return _reject(400, "not_an_event", str(exc))
-        try:
-            new = await self.writer.store(entry)
-        except DatabaseUnavailable:
-            return 503, _error("the database cannot store events right now; retry later")
-        if new is False:
-            logger.info("stripe.webhook.duplicate event_id=%s", event.id)
-            return 200, _OK_DUPLICATE
-        return 200, _OK
 
     def _count_rejection(self) -> None:
         if self.rejections is not None:
