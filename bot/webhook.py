@@ -23,11 +23,14 @@ The signature check follows Stripe's v1 scheme exactly as the stripe library's
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import json
 import logging
 import time
 from collections.abc import Sequence
+from functools import lru_cache
+from typing import Any
 
 from starlette.types import Receive, Scope, Send
 from stripe import SignatureVerificationError
@@ -72,8 +75,9 @@ def verify_signature(
 
     The same rules and messages as the stripe library's `WebhookSignature.verify_header`
     (tests/test_webhook.py checks both against Stripe's signature vectors), on the raw bytes
-    and with one-shot HMACs: that check re-encoded the body and built an HMAC object per
-    secret, a tenth of the endpoint's own time per request.
+    and with each secret's HMAC key states derived once (`_hmac_sha256_states`): that check
+    re-encoded the body and built an HMAC object per secret, a tenth of the endpoint's own
+    time per request.
 
     Raises `SignatureVerificationError`."""
     body = payload.encode() if isinstance(payload, str) else payload
@@ -82,16 +86,44 @@ def verify_signature(
         raise SignatureVerificationError("no webhook secret is configured", header, body)
     signed = b"%d." % timestamp + body
     for secret in secrets:
-        expected = hmac.digest(secret.encode(), signed, "sha256").hex().encode()
-        if any(hmac.compare_digest(expected, signature) for signature in signatures):
-            if tolerance and timestamp < time.time() - tolerance:
-                raise SignatureVerificationError(
-                    f"Timestamp outside the tolerance zone ({timestamp})", header, body
-                )
-            return
+        expected = _hmac_sha256_hex(secret, signed)
+        for signature in signatures:  # a loop, not any(): a generator per request costs
+            if hmac.compare_digest(expected, signature):
+                if tolerance and timestamp < time.time() - tolerance:
+                    raise SignatureVerificationError(
+                        f"Timestamp outside the tolerance zone ({timestamp})", header, body
+                    )
+                return
     raise SignatureVerificationError(
         "No signatures found matching the expected signature for payload", header, body
     )
+
+
+def _hmac_sha256_hex(secret: str, message: bytes) -> bytes:
+    """`hmac.digest(secret, message, "sha256").hex()`, as bytes, from the secret's states."""
+    inner, outer = _hmac_sha256_states(secret)
+    inner = inner.copy()
+    inner.update(message)
+    outer = outer.copy()
+    outer.update(inner.digest())
+    return outer.hexdigest().encode()
+
+
+_SHA256_BLOCK = 64
+_IPAD = bytes(byte ^ 0x36 for byte in range(256))
+_OPAD = bytes(byte ^ 0x5C for byte in range(256))
+
+
+@lru_cache(maxsize=32)
+def _hmac_sha256_states(secret: str) -> tuple[Any, Any]:
+    """HMAC's inner and outer SHA-256 states for a secret, once its padded key blocks are
+    hashed (RFC 2104, as the hmac module's own Python path builds them): `hmac.digest`
+    derives them again on every call, which cost 1 µs of its 2.6 per request per secret."""
+    key = secret.encode()
+    if len(key) > _SHA256_BLOCK:
+        key = hashlib.sha256(key).digest()
+    key = key.ljust(_SHA256_BLOCK, b"\0")
+    return hashlib.sha256(key.translate(_IPAD)), hashlib.sha256(key.translate(_OPAD))
 
 
 def _signature_header(header: str, body: bytes) -> tuple[int, list[bytes]]:
@@ -225,9 +257,22 @@ class StripeWebhook:
             return _reject(413, "body_too_large", f"body over {self.limit} bytes")
         except Disconnected:
             return 400, _error("client disconnected")
-        return await self._accept(body, signature)
+        entry = self._entry(body, signature)
+        if not isinstance(entry, NewInboxEvent):
+            return entry
+        try:
+            new = await self.writer.store(entry)
+        except DatabaseUnavailable:
+            return 503, _error("the database cannot store events right now; retry later")
+        if new is False:
+            logger.info("stripe.webhook.duplicate event_id=%s", entry.id)
+            return 200, _OK_DUPLICATE
+        return 200, _OK
 
-    async def _accept(self, body: bytes, header: str | None) -> tuple[int, bytes]:
+    def _entry(self, body: bytes, header: str | None) -> NewInboxEvent | tuple[int, bytes]:
+        """The inbox row for a verified event, or the answer refusing the request. (Not a
+        coroutine of its own: each level of coroutine costs every request twice, it
+        suspends until its row is committed.)"""
         if not header:
             self._count_rejection()
             return _reject(400, "signature", "missing Stripe-Signature header")
@@ -243,18 +288,10 @@ class StripeWebhook:
                 400, "signature", f"invalid Stripe-Signature: {str(exc).splitlines()[0]}"
             )
         try:
-            event = parse_event(text)
-            entry = inbox_event(event, payload=text, source="webhook", settings=self.settings)
+            event = parse_event(body)  # the bytes: orjson reads them without a copy
+            return inbox_event(event, payload=text, source="webhook", settings=self.settings)
         except InvalidEvent as exc:
             return _reject(400, "not_an_event", str(exc))
-        try:
-            new = await self.writer.store(entry)
-        except DatabaseUnavailable:
-            return 503, _error("the database cannot store events right now; retry later")
-        if new is False:
-            logger.info("stripe.webhook.duplicate event_id=%s", event.id)
-            return 200, _OK_DUPLICATE
-        return 200, _OK
 
     def _count_rejection(self) -> None:
         if self.rejections is not None:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from functools import lru_cache
+from operator import attrgetter
 
 from sqlalchemy import JSON, DateTime
 from sqlalchemy.dialects.postgresql import JSONB
@@ -42,6 +44,11 @@ class UTCDateTime(TypeDecorator[datetime]):
         storage_format = getattr(self.impl_instance.dialect_impl(dialect), "_storage_format", None)
         if dialect.name != "sqlite" or not isinstance(storage_format, str):
             return super().bind_processor(dialect)
+        # The dialect's `%(year)04d-...` format made positional, its fields read in one call:
+        # half the cost of building the mapping, for the same text.
+        names = re.findall(r"%\((\w+)\)", storage_format)
+        positional = re.sub(r"%\(\w+\)", "%", storage_format)
+        parts = attrgetter(*names)
 
         def process(value: datetime | None) -> str | None:
             if value is None:
@@ -50,15 +57,7 @@ class UTCDateTime(TypeDecorator[datetime]):
                 raise ValueError(NAIVE)
             if value.tzinfo is not UTC:
                 value = value.astimezone(UTC)
-            return storage_format % {
-                "year": value.year,
-                "month": value.month,
-                "day": value.day,
-                "hour": value.hour,
-                "minute": value.minute,
-                "second": value.second,
-                "microsecond": value.microsecond,
-            }
+            return positional % parts(value)
 
         return process
 

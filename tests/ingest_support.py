@@ -4,7 +4,6 @@ the database, not in a Python list)."""
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import uuid
 from collections.abc import Callable, Iterator, Sequence
@@ -124,7 +123,7 @@ def new_inbox_events(
         body = json.dumps(event)
         rows.append(inbox_event(parse_event(body), payload=body, source=source, settings=settings))
     if lane is not None:
-        rows = [dataclasses.replace(row, lane=lane) for row in rows]
+        rows = [row._replace(lane=lane) for row in rows]
     return rows
 
 

@@ -272,6 +272,20 @@ def test_verifier_agrees_with_stripes_signature_vectors(reference_dir):
                     verify_signature(payload, case["header"], [secret], tolerance=tolerance)
 
 
+@pytest.mark.parametrize("length", [1, 38, 63, 64, 65, 200])
+def test_verifier_keys_hmac_as_the_hmac_module_does_for_any_secret_length(length):
+    """The verifier keeps each secret's HMAC states (RFC 2104's padded key blocks; a key
+    longer than SHA-256's 64-byte block is hashed first): they must give hmac's own MACs."""
+    secret = ("whsec_é" * 40)[:length]
+    body = b'{"object":"event"}' * length
+    verify_signature(body, stripe_signature(body, secret), [secret])
+    verify_signature(body, stripe_signature(body, secret), ["whsec_other", secret])
+    with pytest.raises(SignatureVerificationError):
+        verify_signature(body, stripe_signature(body, secret + "x"), [secret])
+    with pytest.raises(SignatureVerificationError):
+        verify_signature(body + b" ", stripe_signature(body, secret), [secret])
+
+
 def test_concurrent_deliveries_over_real_http_are_group_committed_once_each(engine):
     """A real uvicorn server and 48 concurrent requests: batches form, duplicates inside a
     batch are still stored once, and every 200 means the row is there."""
