@@ -23,14 +23,12 @@ The signature check follows Stripe's v1 scheme exactly as the stripe library's
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import json
 import logging
 import time
 from collections.abc import Sequence
 from functools import lru_cache
-from typing import Any
 
 from starlette.types import Receive, Scope, Send
 from stripe import SignatureVerificationError
@@ -75,7 +73,7 @@ def verify_signature(
 
     The same rules and messages as the stripe library's `WebhookSignature.verify_header`
     (tests/test_webhook.py checks both against Stripe's signature vectors), on the raw bytes
-    and with each secret's HMAC key states derived once (`_hmac_sha256_states`): that check
+    and with each secret's HMAC keyed once (`_keyed_hmac`): that check
     re-encoded the body and built an HMAC object per secret, a tenth of the endpoint's own
     time per request.
 
@@ -100,30 +98,19 @@ def verify_signature(
 
 
 def _hmac_sha256_hex(secret: str, message: bytes) -> bytes:
-    """`hmac.digest(secret, message, "sha256").hex()`, as bytes, from the secret's states."""
-    inner, outer = _hmac_sha256_states(secret)
-    inner = inner.copy()
-    inner.update(message)
-    outer = outer.copy()
-    outer.update(inner.digest())
-    return outer.hexdigest().encode()
-
-
-_SHA256_BLOCK = 64
-_IPAD = bytes(byte ^ 0x36 for byte in range(256))
-_OPAD = bytes(byte ^ 0x5C for byte in range(256))
+    """`hmac.digest(secret, message, "sha256").hex()`, as bytes, from a copy of the secret's
+    keyed HMAC (`_keyed_hmac`)."""
+    mac = _keyed_hmac(secret).copy()
+    mac.update(message)
+    return mac.hexdigest().encode()
 
 
 @lru_cache(maxsize=32)
-def _hmac_sha256_states(secret: str) -> tuple[Any, Any]:
-    """HMAC's inner and outer SHA-256 states for a secret, once its padded key blocks are
-    hashed (RFC 2104, as the hmac module's own Python path builds them): `hmac.digest`
-    derives them again on every call, which cost 1 µs of its 2.6 per request per secret."""
-    key = secret.encode()
-    if len(key) > _SHA256_BLOCK:
-        key = hashlib.sha256(key).digest()
-    key = key.ljust(_SHA256_BLOCK, b"\0")
-    return hashlib.sha256(key.translate(_IPAD)), hashlib.sha256(key.translate(_OPAD))
+def _keyed_hmac(secret: str) -> hmac.HMAC:
+    """An HMAC-SHA256 keyed with the secret and given no message, to be copied per request:
+    `hmac.digest` keys a new one on every call (3.1 µs per request per secret, against 2.6
+    for the copy). It is only ever copied, never updated, so threads may share it."""
+    return hmac.new(secret.encode(), digestmod="sha256")
 
 
 def _signature_header(header: str, body: bytes) -> tuple[int, list[bytes]]:

@@ -274,8 +274,8 @@ def test_verifier_agrees_with_stripes_signature_vectors(reference_dir):
 
 @pytest.mark.parametrize("length", [1, 38, 63, 64, 65, 200])
 def test_verifier_keys_hmac_as_the_hmac_module_does_for_any_secret_length(length):
-    """The verifier keeps each secret's HMAC states (RFC 2104's padded key blocks; a key
-    longer than SHA-256's 64-byte block is hashed first): they must give hmac's own MACs."""
+    """The verifier keys each secret's HMAC once and copies it per request: it must give the
+    MACs Stripe's scheme does for secrets shorter and longer than SHA-256's 64-byte block."""
     secret = ("whsec_é" * 40)[:length]
     body = b'{"object":"event"}' * length
     verify_signature(body, stripe_signature(body, secret), [secret])
