@@ -1,6 +1,6 @@
 """billbot's speed beside a bare Starlette endpoint, measured in the same run (`make bench`).
 
-    .venv/bin/python bench/run.py [--rounds 3] [--requests 20000] [--events 20000]
+    .venv/bin/python bench/run.py [--rounds 5] [--requests 20000] [--events 20000]
                                   [--postgres-url URL] [--skip-postgres]
 
 1. Acceptance: signed Stripe events (bench/events.py: realistic payloads from the test
@@ -180,7 +180,7 @@ def report(bare: list[float], rows: list[tuple[str, list[float], str]], rounds: 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--requests", type=int, default=20_000, help="HTTP requests per round")
     parser.add_argument("--warmup", type=int, default=1_000, help="requests before each timing")
     parser.add_argument("--events", type=int, default=20_000, help="events applied per round")
