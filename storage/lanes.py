@@ -3,7 +3,7 @@ workers' presence that decides how many it takes.
 
 Every inbox row is stored with its owner's lane (`lane_of`: a customer's events share one),
 and a worker claims only from lanes no other transaction holds, holding those it claimed from
-until commit (`lanes_to_claim`, `hold_lanes`, called by `storage.inbox.claim_due` in the claim
+until commit (`lanes_to_claim`, `hold_lanes`, called by `storage.inbox_claim.claim_due` in the claim
 turn), so concurrent batches are about different customers and do not queue for each other's
 locks. A worker leaves lanes for others only when others are running (`WorkerPresence`).
 docs/ingestion.md, "Lanes", tells why and what was measured.

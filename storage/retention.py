@@ -13,7 +13,7 @@ from datetime import datetime
 from sqlalchemy import delete, func, select, update
 from sqlmodel import Session, col
 
-from storage import inbox
+from storage import inbox_claim
 from storage.models.inbox import EventStatus, StripeEvent
 from storage.models.jobs import JobRun, PostedItem, RunStatus
 from storage.models.outbox import OutboxMessage, OutboxStatus
@@ -107,7 +107,7 @@ def requeue_messages(*, session: Session, message_ids: list[int], now: datetime)
 def due_inbox_backlog(*, session: Session, now: datetime) -> tuple[int, datetime | None]:
     """How many inbox events are due for the worker now, and when the oldest was received:
     a backlog that only grows means no worker is running."""
-    due = inbox.due_clause(now)  # the partial index on pending rows, not a table scan
+    due = inbox_claim.due_clause(now)  # the partial index on pending rows, not a table scan
     count, oldest = session.execute(
         select(func.count(), func.min(StripeEvent.received_at)).where(due)
     ).one()

@@ -12,7 +12,7 @@ then parked as dead) and never blocks the others. The one-by-one pass re-claims 
 (and skips it if another worker took it meanwhile), so no event is applied twice.
 
 On PostgreSQL claiming a batch and locking the rows it will upsert is one step that one
-worker at a time takes (`storage.inbox.claim_turn`), so several workers apply the events
+worker at a time takes (`storage.inbox_claim.claim_turn`), so several workers apply the events
 about one object in the order they were claimed, oldest `created` first; and a worker
 claims only from lanes (customers, hashed) no other batch holds, so concurrent batches are
 about different customers and rarely wait for each other (`storage.inbox`).
@@ -32,7 +32,7 @@ from sqlmodel import Session
 from handlers.stripe.events import InvalidEvent, StripeEvent, parse_event
 from handlers.stripe.prefetch import batch_reads, upserted_objects
 from handlers.stripe.registry import AppliedEvent, Handler, Reaction, handler_for
-from storage import billing, inbox
+from storage import billing, inbox, inbox_claim
 from storage.db import session_scope
 from storage.models.inbox import EventStatus
 from storage.timeline import hold_timeline_entries, write_held_timeline_entries
@@ -43,7 +43,7 @@ logger = logging.getLogger(__name__)
 Clock = Callable[[], datetime]
 HandlerLookup = Callable[[str], Handler | None]
 # A claimed event, parsed (None: not an event), with its handler (None: not handled).
-_Parsed = tuple[inbox.ClaimedEvent, StripeEvent | None, Handler | None]
+_Parsed = tuple[inbox_claim.ClaimedEvent, StripeEvent | None, Handler | None]
 
 
 @dataclass(slots=True)
@@ -87,8 +87,8 @@ def apply_due_events(*, engine: Engine, options: ApplyOptions = ApplyOptions()) 
     claimed_ids: list[str] = []
     try:
         with session_scope(engine) as session:
-            with inbox.claim_turn(session=session):
-                claimed = inbox.claim_due(
+            with inbox_claim.claim_turn(session=session):
+                claimed = inbox_claim.claim_due(
                     session=session,
                     now=options.clock(),
                     limit=options.batch_size,
@@ -111,13 +111,13 @@ def apply_due_events(*, engine: Engine, options: ApplyOptions = ApplyOptions()) 
 
 
 def _apply_together(
-    session: Session, claimed: list[inbox.ClaimedEvent], options: ApplyOptions
+    session: Session, claimed: list[inbox_claim.ClaimedEvent], options: ApplyOptions
 ) -> BatchResult:
     return _apply_locked(session, _lock_batch(session, claimed, options), options)
 
 
 def _lock_batch(
-    session: Session, claimed: list[inbox.ClaimedEvent], options: ApplyOptions
+    session: Session, claimed: list[inbox_claim.ClaimedEvent], options: ApplyOptions
 ) -> list[_Parsed]:
     """Parse the claimed events and lock every row they will upsert (in the claim turn)."""
     parsed = []
@@ -160,7 +160,7 @@ def _apply_locked(session: Session, parsed: list[_Parsed], options: ApplyOptions
     return result
 
 
-def _parse(session: Session, row: inbox.ClaimedEvent) -> StripeEvent | None:
+def _parse(session: Session, row: inbox_claim.ClaimedEvent) -> StripeEvent | None:
     """The stored event, or None (and the event parked as dead) when it is not one."""
     try:
         return parse_event(row.payload)
@@ -174,7 +174,7 @@ def _parse(session: Session, row: inbox.ClaimedEvent) -> StripeEvent | None:
 
 def _apply_one(
     session: Session,
-    row: inbox.ClaimedEvent,
+    row: inbox_claim.ClaimedEvent,
     event: StripeEvent | None,
     handler: Handler | None,
     options: ApplyOptions,
@@ -204,8 +204,8 @@ def _apply_alone(engine: Engine, event_id: str, options: ApplyOptions) -> BatchR
     locked by another worker that has taken it since our rollback)."""
     try:
         with session_scope(engine) as session:
-            with inbox.claim_turn(session=session):
-                claimed = inbox.claim_due(
+            with inbox_claim.claim_turn(session=session):
+                claimed = inbox_claim.claim_due(
                     session=session, now=options.clock(), limit=1, event_id=event_id
                 )
                 parsed = _lock_batch(session, claimed, options)
@@ -215,7 +215,7 @@ def _apply_alone(engine: Engine, event_id: str, options: ApplyOptions) -> BatchR
         logger.debug("stripe.event.failed event_id=%s", event_id, exc_info=True)
     with session_scope(engine) as session:
         now = options.clock()
-        if not inbox.claim_due(session=session, now=now, limit=1, event_id=event_id):
+        if not inbox_claim.claim_due(session=session, now=now, limit=1, event_id=event_id):
             return BatchResult()
         status = inbox.mark_failed(
             session=session,

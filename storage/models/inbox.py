@@ -31,7 +31,7 @@ class StripeEvent(SQLModel, table=True):
         # stopping at its batch size; without it every claim sorted the whole backlog (a
         # 100k-event replay ran at a third of the speed). Partial: an applied row leaves it,
         # so it stays the size of the backlog and marking a batch applied adds no entries.
-        # Queries must spell `status = 'pending'` as a literal to use it (`inbox.PENDING`).
+        # Queries must spell `status = 'pending'` as a literal to use it (`inbox_claim.PENDING`).
         Index(
             "ix_stripe_event_pending",
             "created",

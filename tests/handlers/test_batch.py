@@ -20,7 +20,7 @@ from handlers.stripe.prefetch import upserted_objects
 from handlers.stripe.registry import AppliedEvent, Reaction, handler_for
 from storage.billing import customer_subscriptions, items_for_subscriptions
 from storage.db import session_scope
-from storage.inbox import ClaimedEvent
+from storage.inbox_claim import ClaimedEvent
 from storage.models import Subscription
 from tests import factories as f
 from tests.handlers.support import facts, items_of

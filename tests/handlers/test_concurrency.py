@@ -18,7 +18,7 @@ from handlers.revenue.ledger import mrr_ledger_reaction
 from handlers.stripe.apply import ApplyOptions, BatchResult, apply_due_events
 from handlers.stripe.events import parse_event
 from handlers.stripe.registry import handler_for
-from storage import inbox
+from storage import inbox_claim
 from storage.db import make_engine, session_scope
 from storage.models import Customer, Invoice, MrrMovement, Subscription
 from storage.models.inbox import EventStatus
@@ -260,7 +260,7 @@ def test_an_error_in_the_claim_turn_never_leaves_it_taken(postgres_url):
     lock goes with it."""
     engine = make_engine(postgres_url)
     try:
-        with session_scope(engine) as session, inbox.claim_turn(session=session):
+        with session_scope(engine) as session, inbox_claim.claim_turn(session=session):
             session.execute(text("SELECT 1 / 0"))
     except Exception as exc:
         assert "division by zero" in str(exc)
@@ -269,7 +269,7 @@ def test_an_error_in_the_claim_turn_never_leaves_it_taken(postgres_url):
     other = make_engine(postgres_url)  # another worker
     free = text("SELECT pg_try_advisory_lock(:key)")
     with other.connect() as connection:
-        assert connection.execute(free, {"key": inbox.CLAIM_KEY}).scalar_one() is True
-        connection.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": inbox.CLAIM_KEY})
+        assert connection.execute(free, {"key": inbox_claim.CLAIM_KEY}).scalar_one() is True
+        connection.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": inbox_claim.CLAIM_KEY})
     other.dispose()
     engine.dispose()

@@ -21,7 +21,7 @@ from bot.worker import Worker
 from handlers.revenue.ledger import mrr_ledger_reaction
 from handlers.stripe.apply import ApplyOptions, apply_due_events
 from handlers.stripe.events import parse_event
-from storage import inbox, lanes
+from storage import inbox, inbox_claim, lanes
 from storage.db import make_engine, session_scope
 from storage.migrate import alembic_config, upgrade
 from storage.models import MrrMovement, Subscription
@@ -156,9 +156,9 @@ def _stories(customers: int, updates: int) -> tuple[list[dict], dict[str, tuple[
 
 
 def _claim(session, worker: lanes.WorkerPresence | None, limit: int = 8):
-    with inbox.claim_turn(session=session):
+    with inbox_claim.claim_turn(session=session):
         token = None if worker is None else worker.token
-        return inbox.claim_due(session=session, now=utcnow(), limit=limit, worker=token)
+        return inbox_claim.claim_due(session=session, now=utcnow(), limit=limit, worker=token)
 
 
 def test_two_concurrent_claimers_take_disjoint_lanes_oldest_events_first(postgres_url):

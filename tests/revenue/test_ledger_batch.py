@@ -27,7 +27,7 @@ from handlers.stripe.registry import AppliedEvent, Change, handler_for
 from storage import held_rows, store_mrr
 from storage.billing import lock_objects
 from storage.db import make_engine, session_scope
-from storage.inbox import ClaimedEvent
+from storage.inbox_claim import ClaimedEvent
 from storage.models.billing import Subscription, SubscriptionItem
 from storage.models.ledger import CustomerMrr, MrrMovement, from_ledger_units
 from storage.mrr import paused_mrr, subscription_mrr
