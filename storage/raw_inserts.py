@@ -1,4 +1,5 @@
-"""INSERTs run as the driver's own executemany, with values bound as SQLAlchemy binds them.
+"""INSERTs of many rows in the form each driver takes cheapest, with values bound as
+SQLAlchemy binds them.
 
 SQLAlchemy's executemany of a compiled INSERT processes every row's parameters in its
 execution context, and psycopg then reorders each row's named parameters; with rows given
@@ -176,16 +177,18 @@ def _document_sql(table: Table, names: tuple[str, ...], dialect: Dialect, tail: 
     rows in one parameter (`RawInsert.document`), each column read as its own type. A JSON
     value null is read as SQL NULL, so a JSON column that stores Python's None as JSON null
     (SQLAlchemy's default) gets it back as JSON null."""
+    quote = dialect.identifier_preparer.quote
     declared, selected = [], []
     for name in names:
-        column_type = table.c[name].type
+        column_type, column = table.c[name].type, quote(name)
         spec = column_type.compile(dialect=dialect)
-        declared.append(f"{name} {spec}")
-        if _is_json(table, name, dialect) and not column_type.none_as_null:  # type: ignore[attr-defined]
-            selected.append(f"COALESCE(r.{name}, CAST('null' AS {spec}))")
+        declared.append(f"{column} {spec}")
+        stores_none_as_null = getattr(column_type, "none_as_null", False)
+        if _is_json(table, name, dialect) and not stores_none_as_null:
+            selected.append(f"COALESCE(r.{column}, CAST('null' AS {spec}))")
         else:
-            selected.append(f"r.{name}")
+            selected.append(f"r.{column}")
     return (
-        f"INSERT INTO {table.name} ({', '.join(names)}) SELECT {', '.join(selected)} "
+        f"INSERT INTO {table.name} ({', '.join(map(quote, names))}) SELECT {', '.join(selected)} "
         f"FROM json_to_recordset(%s::json) AS r({', '.join(declared)}){tail}"
     )
