@@ -6,7 +6,8 @@ and the worker claims and marks them in batches, so no ORM objects are built on 
 Who guarantees what:
 - `insert_events` is `INSERT ... ON CONFLICT (id) DO NOTHING RETURNING id`: a second delivery
   of an event is a no-op, and the caller learns which ids were new.
-- Claiming due events for the worker is storage/inbox_claim.py.
+- The worker claims due events with storage/inbox_claim.py (the claim turn, lanes, `FOR
+  UPDATE SKIP LOCKED`).
 """
 
 from __future__ import annotations
