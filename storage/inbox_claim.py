@@ -89,26 +89,33 @@ def _claim_from_free_lanes(
 ) -> list[ClaimedEvent]:
     """PostgreSQL: the oldest due events of the lanes `storage.lanes.lanes_to_claim` picks,
     and the lanes they are in held until commit."""
-    session.execute(_WALK_PENDING_IN_ORDER)
-    try:
+    with _walking_pending_in_order(session):
         lanes = lanes_to_claim(session, now=now, limit=limit, worker=worker)
-        if not lanes:
-            return []
-        statement = _claim(and_(due, TABLE.c.lane.in_(lanes)), limit, TABLE.c.lane)
-        rows = session.execute(statement).all()
-    finally:
-        session.execute(_PLAN_AS_USUAL)
+        rows = []
+        if lanes:
+            statement = _claim(and_(due, TABLE.c.lane.in_(lanes)), limit, TABLE.c.lane)
+            rows = session.execute(statement).all()
     hold_lanes(session, {row[-1] for row in rows})
     return [ClaimedEvent(*row[:-1]) for row in rows]
 
 
-# The claim (and `lanes_to_claim`'s look at the oldest due events) walks the pending index in
-# `created` order and stops at `limit` rows. The planner's alternative, a bitmap scan of every pending row and then a sort, wins only when
-# it believes few rows are pending: on a fresh inbox (no statistics yet) or when a burst
-# lands in one whose statistics say pending rows are rare (usual, since most are applied).
-# Then every claim sorted the whole backlog with its payloads, on disk: 55 ms for 20,000
-# pending events against 1.5 ms for the walk, inside the claim turn, so every worker waited
-# for it; a backlog of n events took time in n². The setting lasts until the statements after.
+@contextmanager
+def _walking_pending_in_order(session: Session) -> Iterator[None]:
+    """The statements inside walk the pending index in `created` order and stop at their
+    limit. The planner's alternative, a bitmap scan of every pending row and then a sort,
+    wins only when it believes few rows are pending: on a fresh inbox (no statistics yet), or
+    when a burst lands in one whose statistics say pending rows are rare (usual, since most
+    are applied). Then every claim sorted the whole backlog with its payloads, on disk: 55 ms
+    for 20,000 pending events against 1.5 ms for the walk, inside the claim turn, so every
+    worker waited for it, and a backlog of n events took time in n².
+
+    The setting is reset only when the block ends normally: after an error the transaction
+    is aborted (a statement would fail, hiding the error) and its rollback drops the setting."""
+    session.execute(_WALK_PENDING_IN_ORDER)
+    yield
+    session.execute(_PLAN_AS_USUAL)
+
+
 _WALK_PENDING_IN_ORDER = text("SET LOCAL enable_bitmapscan = off")
 _PLAN_AS_USUAL = text("SET LOCAL enable_bitmapscan = on")
 

@@ -15,6 +15,7 @@ import pytest
 from alembic import command
 from sqlalchemy import event, select, text
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError
 
 from bot.settings import Settings
 from bot.worker import Worker
@@ -459,3 +460,19 @@ def test_a_burst_is_claimed_by_walking_the_pending_index_not_by_sorting_the_back
         assert "Index Scan using ix_stripe_event_pending" in plan, f"{name}:\n{plan}"
         assert "Bitmap" not in plan, f"{name}:\n{plan}"
     assert "Sort" not in plans["claim"], plans["claim"]
+
+
+def test_an_error_while_claiming_surfaces_as_itself(postgres_url):
+    """The index walk's setting is put back only when the claim went well: after a failed
+    statement the transaction is aborted, and resetting it there would raise "current
+    transaction is aborted" in place of the error the operator needs to see."""
+    engine = make_engine(postgres_url)
+    try:
+        with (
+            pytest.raises(DBAPIError, match="division by zero"),
+            session_scope(engine) as session,
+            inbox_claim._walking_pending_in_order(session),
+        ):
+            session.execute(text("SELECT 1 / 0"))
+    finally:
+        engine.dispose()
