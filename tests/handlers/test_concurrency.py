@@ -20,6 +20,7 @@ from handlers.stripe.events import parse_event
 from handlers.stripe.registry import handler_for
 from storage import inbox_claim
 from storage.db import make_engine, session_scope
+from storage.lanes import LANES, lane_of
 from storage.models import Customer, Invoice, MrrMovement, Subscription
 from storage.models.inbox import EventStatus
 from tests import factories as f
@@ -195,9 +196,10 @@ def test_two_workers_apply_one_subscription_s_events_in_created_order(postgres_u
     claims next: the same subscription's expansion, 5 s later. B must not apply it before A
     applies the creation. (It used to: B took the subscription's lock first, A's creation was
     then stale, and the ledger showed one new line at the later quantity instead of the new
-    subscription and its expansion.) The creation is stored in lane 0, as events stored
-    before lanes existed are: in the subscription's own lane B would find the lane taken and
-    claim nothing."""
+    subscription and its expansion.) The creation is stored in another lane than its
+    customer's, as events stored before lanes existed are (lane 0): in the subscription's own
+    lane B would find the lane taken and claim nothing. Not lane 0 itself: one customer in 64
+    has that lane."""
     engine = make_engine(postgres_url)
     cus = f.customer()
     seats = f.price(unit_amount=1000)
@@ -206,7 +208,9 @@ def test_two_workers_apply_one_subscription_s_events_in_created_order(postgres_u
     more = f.subscription(customer=cus["id"], id=sub["id"], items=[f.item(seats, 5, id=line.id)])
     created = f.event("customer.subscription.created", sub, created=f.T0 + 1, api_version=f.NEW)
     updated = f.event("customer.subscription.updated", more, created=f.T0 + 6, api_version=f.NEW)
-    receive_events(engine, [created], lane=0)  # as if stored before lanes: B can claim the next one
+    # As if stored before lanes: B can claim the next one.
+    elsewhere = (lane_of(cus["id"]) + 1) % LANES
+    receive_events(engine, [created], lane=elsewhere)
     receive_events(engine, [updated])
     a_claimed, b_done = threading.Event(), threading.Event()
     errors: list[BaseException] = []
