@@ -2,7 +2,8 @@
 
 SQLite is the embedded default and runs in WAL mode with `synchronous=NORMAL`: readers never
 block the writer, and a commit survives a crash of the process (the last transactions can be
-lost only if the machine itself loses power). Every write transaction on SQLite starts with
+lost only if the machine itself loses power). The WAL file is cut back to
+`SQLITE_WAL_SIZE_LIMIT` each time SQLite starts it over, so a burst does not leave it large. Every write transaction on SQLite starts with
 `BEGIN IMMEDIATE`, so two processes can never both read a row and then race to change it:
 the second waits (up to `busy_timeout`) instead of failing half-way. Read-only units of
 work (`read_scope`) use a plain deferred `BEGIN` and never wait for a writer.
@@ -22,6 +23,10 @@ from sqlalchemy.engine import make_url
 from sqlmodel import Session
 
 SQLITE_BUSY_TIMEOUT_MS = 10_000
+# The size SQLite cuts the WAL file back to whenever it starts the WAL over. Without a limit
+# the file stays as large as the longest burst made it: a burst of webhooks during which
+# no checkpoint could finish leaves hundreds of MB behind for good (docs/ingestion.md).
+SQLITE_WAL_SIZE_LIMIT = 64 << 20
 
 
 class DatabaseUnavailable(RuntimeError):
@@ -69,6 +74,7 @@ def _sqlite_engine(url: str, *, echo: bool) -> Engine:
             cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        cursor.execute(f"PRAGMA journal_size_limit={SQLITE_WAL_SIZE_LIMIT}")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.close()
 
