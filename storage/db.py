@@ -3,10 +3,11 @@
 SQLite is the embedded default and runs in WAL mode with `synchronous=NORMAL`: readers never
 block the writer, and a commit survives a crash of the process (the last transactions can be
 lost only if the machine itself loses power). The WAL file is cut back to
-`SQLITE_WAL_SIZE_LIMIT` each time SQLite starts it over, so a burst does not leave it large. Every write transaction on SQLite starts with
-`BEGIN IMMEDIATE`, so two processes can never both read a row and then race to change it:
-the second waits (up to `busy_timeout`) instead of failing half-way. Read-only units of
-work (`read_scope`) use a plain deferred `BEGIN` and never wait for a writer.
+`SQLITE_WAL_SIZE_LIMIT` each time SQLite starts it over, so a burst does not leave it large.
+Every write transaction on SQLite starts with `BEGIN IMMEDIATE`, so two processes can never
+both read a row and then race to change it: the second waits (up to `busy_timeout`) instead
+of failing half-way. Read-only units of work (`read_scope`) use a plain deferred `BEGIN` and
+never wait for a writer.
 
 PostgreSQL uses psycopg 3 with a small pool; row locks (`FOR UPDATE SKIP LOCKED`) and
 advisory locks give the same guarantees across processes and machines.
