@@ -51,6 +51,7 @@ class Settings(BaseSettings):
     worker_batch_size: int = Field(default=1000, ge=1, le=5000)
     worker_threads: int = Field(default=2, ge=1, le=8)
     worker_poll_seconds: float = Field(default=0.5, gt=0)
+    worker_gather_seconds: float = Field(default=0.5, ge=0, le=5)
     worker_max_attempts: int = Field(default=8, ge=1)
 
     # Slack

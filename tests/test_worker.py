@@ -205,6 +205,62 @@ def test_the_worker_thread_wakes_on_commit_and_stops_cleanly(sqlite_engine):
     assert worker._threads == []
 
 
+def _wait_until_applied(engine: Engine, ids: list[str]) -> None:
+    deadline = time.monotonic() + 20
+    while not set(ids) <= set(applications(engine)) and time.monotonic() < deadline:
+        time.sleep(0.01)
+
+
+def test_a_worker_that_caught_up_waits_for_the_next_batch_to_gather_however_often_woken(
+    sqlite_engine,
+):
+    """An event committed while the worker is idle is applied at once. After that batch (one
+    event, less than a full batch) the worker waits WORKER_GATHER_SECONDS before it claims
+    again, whatever wakes it: the events committed meanwhile wait. Stopping ends the wait."""
+    worker = Worker(engine=sqlite_engine, poll_seconds=60, gather_seconds=120)
+    first, *more = [factory.event(factory.TEST_TYPE) for _ in range(4)]
+    with registered(factory.TEST_TYPE, recording_handler):
+        worker.start()
+        try:
+            store(sqlite_engine, first)
+            worker.wake()
+            _wait_until_applied(sqlite_engine, [first["id"]])
+            assert applications(sqlite_engine) == {first["id"]: 1}  # long before 120 s
+            for value in more:
+                store(sqlite_engine, value)
+                worker.wake()
+            time.sleep(0.3)  # time enough for a claim, had a wake-up led to one
+        finally:
+            worker.stop(timeout=20)
+    assert worker._threads == []  # the stop ended the two-minute wait
+    assert applications(sqlite_engine) == {first["id"]: 1}
+    assert {inbox_row(sqlite_engine, v["id"]).status for v in more} == {EventStatus.PENDING}
+
+
+def test_events_committed_while_the_worker_gathers_are_applied_as_one_batch(sqlite_engine):
+    """Under a stream of commits a batch holds what arrived during the wait, instead of the
+    worker claiming after every commit (and on SQLite taking the write lock the webhook needs
+    each time): the events committed one by one after the first batch share one batch."""
+    worker = Worker(engine=sqlite_engine, poll_seconds=60, gather_seconds=2)
+    first, *more = [factory.event(factory.TEST_TYPE) for _ in range(5)]
+    with registered(factory.TEST_TYPE, recording_handler):
+        worker.start()
+        try:
+            store(sqlite_engine, first)
+            worker.wake()
+            _wait_until_applied(sqlite_engine, [first["id"]])
+            for value in more:
+                store(sqlite_engine, value)
+                worker.wake()
+            _wait_until_applied(sqlite_engine, [v["id"] for v in more])
+        finally:
+            worker.stop(timeout=20)
+    assert applications(sqlite_engine) == {v["id"]: 1 for v in [first, *more]}
+    batches = {inbox_row(sqlite_engine, v["id"]).applied_at for v in more}
+    assert len(batches) == 1
+    assert inbox_row(sqlite_engine, first["id"]).applied_at not in batches
+
+
 def test_the_worker_freezes_the_process_heap_once_and_raises_the_young_threshold(sqlite_engine):
     """bot.worker.tune_garbage_collector: the objects the process held when the worker
     started are frozen once (a later drain freezes nothing new), and the collector's
