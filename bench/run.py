@@ -8,7 +8,9 @@
    to a bare Starlette POST endpoint (bench/bare_app.py) and to billbot's
    POST /stripe/webhook, each served alone by uvicorn in its own process with the same
    options; billbot answers 200 only once the event is committed to its inbox (SQLite,
-   WORKER_EMBEDDED=false so acceptance is measured alone). Bare and billbot alternate,
+   WORKER_EMBEDDED=false so acceptance is measured alone). Then the same again against
+   `billbot serve` as `make run` starts it, its worker applying the events as they come
+   (WORKER_EMBEDDED=true, a fresh SQLite file each round). Bare and billbot alternate,
    round by round.
 2. Applying: the worker drains the same kind of events from the inbox into the store with
    the real handlers and the standard reactions (MRR ledger, alerts), on SQLite and on a
@@ -75,7 +77,8 @@ def signed_requests(port: int, bodies: list[bytes]) -> list[bytes]:
 
 
 def serve(kind: str, port: int, database_url: str) -> None:
-    """Child process: serve the bare endpoint or billbot until terminated."""
+    """Child process: serve the bare endpoint or billbot (with its worker: "billbot+worker")
+    until terminated."""
     import uvicorn
 
     if kind == "bare":
@@ -84,7 +87,7 @@ def serve(kind: str, port: int, database_url: str) -> None:
         os.environ.update(
             STRIPE_WEBHOOK_SECRET=SECRET,
             DATABASE_URL=database_url,
-            WORKER_EMBEDDED="false",
+            WORKER_EMBEDDED="true" if kind == "billbot+worker" else "false",
             LOG_LEVEL="WARNING",
         )
         from bot.app import create_app
@@ -136,12 +139,15 @@ def accept_rate(kind: str, bodies: list[bytes], warmup: int, database_url: str) 
         process.wait(30)
     if set(result.statuses) != {200}:
         raise SystemExit(f"{kind} answered {dict(result.statuses)}; expected only 200")
-    print(f"  accept  {kind:8} {result.rate:8,.0f} req/s", flush=True)
+    print(f"  accept  {kind:14} {result.rate:8,.0f} req/s", flush=True)
     return result.rate
 
 
-def measure_acceptance(args: argparse.Namespace) -> tuple[list[float], list[float]]:
-    bare, billbot = [], []
+def measure_acceptance(
+    args: argparse.Namespace,
+) -> tuple[list[float], list[float], list[float]]:
+    """Rates of the bare endpoint, of billbot alone, and of billbot with its worker."""
+    bare, billbot, with_worker = [], [], []
     per_round = args.requests + args.warmup
     events = event_stream(per_round * args.rounds, start=int(time.time()) - 3600)
     bodies = list(encoded(events))
@@ -152,7 +158,9 @@ def measure_acceptance(args: argparse.Namespace) -> tuple[list[float], list[floa
             mine = bodies[number * per_round : (number + 1) * per_round]
             bare.append(accept_rate("bare", mine, args.warmup, database_url))
             billbot.append(accept_rate("billbot", mine, args.warmup, database_url))
-    return bare, billbot
+            fresh = f"sqlite:///{tmp}/serve-{number}.db"
+            with_worker.append(accept_rate("billbot+worker", mine, args.warmup, fresh))
+    return bare, billbot, with_worker
 
 
 def measure_applying(
@@ -201,15 +209,20 @@ def main() -> None:
         "--postgres-url", default=POSTGRES_URL, help="server for a temporary database"
     )
     parser.add_argument("--skip-postgres", action="store_true")
-    parser.add_argument("--serve", choices=["bare", "billbot"], help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--serve", choices=["bare", "billbot", "billbot+worker"], help=argparse.SUPPRESS
+    )
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--database-url", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve:
         serve(args.serve, args.port, args.database_url)
         return
-    bare, billbot = measure_acceptance(args)
-    rows: list[Row] = [("billbot POST /stripe/webhook, accepted", billbot, bare, ">= 0.50")]
+    bare, billbot, with_worker = measure_acceptance(args)
+    rows: list[Row] = [
+        ("billbot POST /stripe/webhook, accepted", billbot, bare, ">= 0.50"),
+        ("  the same, worker applying (make run)", with_worker, bare, ""),
+    ]
     bare_bodies = list(encoded(event_stream(args.requests + args.warmup, start=int(time.time()))))
     rows.append(
         ("worker applying, SQLite", *measure_applying(args, "sqlite", bare_bodies), ">= 0.20")
