@@ -7,6 +7,8 @@ import gc
 import threading
 import time
 import weakref
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import Engine, select
@@ -211,28 +213,38 @@ def _wait_until_applied(engine: Engine, ids: list[str]) -> None:
         time.sleep(0.01)
 
 
+@contextmanager
+def _running_after_one_event(engine: Engine, worker: Worker, first: dict) -> Iterator[None]:
+    """The worker's thread started, then `first` committed (a wake-up) and applied; at the
+    end the worker is stopped and its thread must have ended."""
+    with registered(factory.TEST_TYPE, recording_handler):
+        worker.start()
+        thread = worker._threads[0]
+        try:
+            store(engine, first)
+            worker.wake()
+            _wait_until_applied(engine, [first["id"]])
+            assert applications(engine) == {first["id"]: 1}
+            yield
+        finally:
+            worker.stop(timeout=20)
+        assert not thread.is_alive()
+
+
 def test_a_worker_that_caught_up_waits_for_the_next_batch_to_gather_however_often_woken(
     sqlite_engine,
 ):
-    """An event committed while the worker is idle is applied at once. After that batch (one
-    event, less than a full batch) the worker waits WORKER_GATHER_SECONDS before it claims
-    again, whatever wakes it: the events committed meanwhile wait. Stopping ends the wait."""
+    """An event committed while the worker is idle is applied at once (here long before the
+    two minutes of WORKER_GATHER_SECONDS). After that batch (one event, less than a full
+    batch) the worker waits that long before it claims again, whatever wakes it: the events
+    committed meanwhile wait. Stopping ends the wait at once."""
     worker = Worker(engine=sqlite_engine, poll_seconds=60, gather_seconds=120)
     first, *more = [factory.event(factory.TEST_TYPE) for _ in range(4)]
-    with registered(factory.TEST_TYPE, recording_handler):
-        worker.start()
-        try:
-            store(sqlite_engine, first)
+    with _running_after_one_event(sqlite_engine, worker, first):
+        for value in more:
+            store(sqlite_engine, value)
             worker.wake()
-            _wait_until_applied(sqlite_engine, [first["id"]])
-            assert applications(sqlite_engine) == {first["id"]: 1}  # long before 120 s
-            for value in more:
-                store(sqlite_engine, value)
-                worker.wake()
-            time.sleep(0.3)  # time enough for a claim, had a wake-up led to one
-        finally:
-            worker.stop(timeout=20)
-    assert worker._threads == []  # the stop ended the two-minute wait
+        time.sleep(0.3)  # time enough for a claim, had a wake-up led to one
     assert applications(sqlite_engine) == {first["id"]: 1}
     assert {inbox_row(sqlite_engine, v["id"]).status for v in more} == {EventStatus.PENDING}
 
@@ -243,18 +255,11 @@ def test_events_committed_while_the_worker_gathers_are_applied_as_one_batch(sqli
     each time): the events committed one by one after the first batch share one batch."""
     worker = Worker(engine=sqlite_engine, poll_seconds=60, gather_seconds=2)
     first, *more = [factory.event(factory.TEST_TYPE) for _ in range(5)]
-    with registered(factory.TEST_TYPE, recording_handler):
-        worker.start()
-        try:
-            store(sqlite_engine, first)
+    with _running_after_one_event(sqlite_engine, worker, first):
+        for value in more:
+            store(sqlite_engine, value)
             worker.wake()
-            _wait_until_applied(sqlite_engine, [first["id"]])
-            for value in more:
-                store(sqlite_engine, value)
-                worker.wake()
-            _wait_until_applied(sqlite_engine, [v["id"] for v in more])
-        finally:
-            worker.stop(timeout=20)
+        _wait_until_applied(sqlite_engine, [v["id"] for v in more])
     assert applications(sqlite_engine) == {v["id"]: 1 for v in [first, *more]}
     batches = {inbox_row(sqlite_engine, v["id"]).applied_at for v in more}
     assert len(batches) == 1
