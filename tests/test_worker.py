@@ -214,17 +214,22 @@ def _wait_until_applied(engine: Engine, ids: list[str]) -> None:
 
 
 @contextmanager
-def _running_after_one_event(engine: Engine, worker: Worker, first: dict) -> Iterator[None]:
-    """The worker's thread started, then `first` committed (a wake-up) and applied; at the
-    end the worker is stopped and its thread must have ended."""
+def _running_after_one_event(
+    engine: Engine, worker: Worker, first: dict, then: list[dict]
+) -> Iterator[None]:
+    """The worker's thread started, then `first` committed (a wake-up) and applied, then
+    each of `then` committed (a wake-up each); at the end the worker is stopped and its
+    thread must have ended."""
     with registered(factory.TEST_TYPE, recording_handler):
         worker.start()
         thread = worker._threads[0]
         try:
-            store(engine, first)
-            worker.wake()
-            _wait_until_applied(engine, [first["id"]])
-            assert applications(engine) == {first["id"]: 1}
+            for number, value in enumerate([first, *then]):
+                store(engine, value)
+                worker.wake()
+                if number == 0:
+                    _wait_until_applied(engine, [first["id"]])
+                    assert applications(engine) == {first["id"]: 1}
             yield
         finally:
             worker.stop(timeout=20)
@@ -240,10 +245,7 @@ def test_a_worker_that_caught_up_waits_for_the_next_batch_to_gather_however_ofte
     committed meanwhile wait. Stopping ends the wait at once."""
     worker = Worker(engine=sqlite_engine, poll_seconds=60, gather_seconds=120)
     first, *more = [factory.event(factory.TEST_TYPE) for _ in range(4)]
-    with _running_after_one_event(sqlite_engine, worker, first):
-        for value in more:
-            store(sqlite_engine, value)
-            worker.wake()
+    with _running_after_one_event(sqlite_engine, worker, first, more):
         time.sleep(0.3)  # time enough for a claim, had a wake-up led to one
     assert applications(sqlite_engine) == {first["id"]: 1}
     assert {inbox_row(sqlite_engine, v["id"]).status for v in more} == {EventStatus.PENDING}
@@ -255,10 +257,7 @@ def test_events_committed_while_the_worker_gathers_are_applied_as_one_batch(sqli
     each time): the events committed one by one after the first batch share one batch."""
     worker = Worker(engine=sqlite_engine, poll_seconds=60, gather_seconds=2)
     first, *more = [factory.event(factory.TEST_TYPE) for _ in range(5)]
-    with _running_after_one_event(sqlite_engine, worker, first):
-        for value in more:
-            store(sqlite_engine, value)
-            worker.wake()
+    with _running_after_one_event(sqlite_engine, worker, first, more):
         _wait_until_applied(sqlite_engine, [v["id"] for v in more])
     assert applications(sqlite_engine) == {v["id"]: 1 for v in [first, *more]}
     batches = {inbox_row(sqlite_engine, v["id"]).applied_at for v in more}
